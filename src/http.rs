@@ -1,0 +1,132 @@
+//! HTTP settings shared by every client in the crate: trusted roots,
+//! timeouts and retries, on top of `azure_core`'s pipeline.
+//!
+//! Every HTTPS call (token requests, Event Hubs REST, the aggregator API) goes
+//! through `azure_core`'s pipeline with a `reqwest` client built here, so
+//! connections are pooled and kept alive, transient failures (408, 429 with
+//! `Retry-After`, 500, 502, 503, 504, I/O errors) are retried by
+//! `azure_core`'s exponential policy with jitter, and extra trusted roots (the
+//! sandbox CA, an enterprise proxy's CA) are **added** to the platform's
+//! roots. Certificate verification is never turned off.
+
+use crate::error::{Error, InvalidInput};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How HTTPS clients are built: extra trusted roots, timeouts, retries.
+#[derive(Clone)]
+pub struct HttpSettings {
+    extra_roots: Vec<reqwest::Certificate>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    retry: ExponentialRetryOptions,
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("extra_roots", &self.extra_roots.len())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            extra_roots: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            // Bounded: at most 4 retries within 30 s, waits growing from
+            // 200 ms and never beyond 10 s (or what Retry-After asks).
+            retry: ExponentialRetryOptions {
+                initial_delay: azure_core::time::Duration::milliseconds(200),
+                max_retries: 4,
+                max_total_elapsed: azure_core::time::Duration::seconds(30),
+                max_delay: azure_core::time::Duration::seconds(10),
+            },
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Adds trusted root certificates from PEM text (one or more
+    /// `CERTIFICATE` blocks), on top of the platform's roots.
+    pub fn add_root_certificates_pem(&mut self, pem: &str) -> Result<(), Error> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+            InvalidInput::new(
+                "root certificate",
+                &pem.chars().take(40).collect::<String>(),
+                format!("it is not PEM certificate text ({e}); give the CA certificate in PEM"),
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(InvalidInput::new(
+                "root certificate",
+                &pem.chars().take(40).collect::<String>(),
+                "it holds no `-----BEGIN CERTIFICATE-----` block; give the CA certificate in PEM",
+            )
+            .into());
+        }
+        self.extra_roots.extend(certs);
+        Ok(())
+    }
+
+    /// Adds trusted roots from a PEM file (what `SSL_CERT_FILE` names).
+    pub fn add_root_certificates_file(&mut self, path: &std::path::Path) -> Result<(), Error> {
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            InvalidInput::new(
+                "root certificate file",
+                &path.display().to_string(),
+                format!("it cannot be read ({e}); give the path of a PEM CA certificate"),
+            )
+        })?;
+        self.add_root_certificates_pem(&pem)
+    }
+
+    /// Sets the TCP+TLS connect timeout (default 10 s).
+    pub fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.connect_timeout = timeout;
+    }
+
+    /// Sets the timeout of one HTTP attempt (default 30 s). A slow answer
+    /// past it counts as a transient failure and is retried.
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// Sets the retry policy for transient failures.
+    pub fn set_retry(&mut self, retry: ExponentialRetryOptions) {
+        self.retry = retry;
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &ExponentialRetryOptions {
+        &self.retry
+    }
+
+    /// A `reqwest` client: rustls with the platform verifier plus the extra
+    /// roots, HTTP keep-alive, the timeouts above.
+    pub(crate) fn reqwest_client(&self) -> Result<reqwest::Client, Error> {
+        reqwest::Client::builder()
+            .tls_certs_merge(self.extra_roots.iter().cloned())
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| Error::transport("building the HTTPS client", e, false))
+    }
+
+    /// `azure_core` client options using that client and this retry policy.
+    pub(crate) fn client_options(&self) -> Result<ClientOptions, Error> {
+        let client = self.reqwest_client()?;
+        Ok(ClientOptions {
+            transport: Some(Transport::new(Arc::new(client))),
+            retry: RetryOptions::exponential(self.retry.clone()),
+            ..Default::default()
+        })
+    }
+}

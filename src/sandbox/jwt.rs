@@ -1,0 +1,313 @@
+//! The sandbox's token signer and verifier: RS256 JWTs and their JWKS.
+//!
+//! Entra signs access tokens with RSA keys it publishes as a JWKS, and every
+//! resource verifies a token against that JWKS. The sandbox does the same:
+//! [`TokenIssuer`] holds the signing keys (several at once, so a key rotation
+//! can be shown), publishes them as a JWKS, and [`TokenIssuer::verify`]
+//! checks a token the way a resource does: signature against the published
+//! keys, issuer, audience, lifetime. Event Hubs and the aggregator API both
+//! call it; neither looks at the keys directly.
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The claims of a sandbox access token, shaped like Entra's v1 app tokens
+/// that Event Hubs and the reference API receive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The resource: `https://eventhubs.azure.net`, `api://secure-api`.
+    pub aud: String,
+    /// `https://sts.windows.net/{tid}/`.
+    pub iss: String,
+    /// The client (application) id the token was issued to.
+    pub appid: String,
+    /// The same client id, as v2 tokens carry it.
+    pub azp: String,
+    /// The service principal's object id in the issuing tenant.
+    pub oid: String,
+    /// Equals `oid` for app tokens.
+    pub sub: String,
+    /// The issuing tenant.
+    pub tid: String,
+    /// App roles granted to the client on the resource.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Always `app` for client-credentials tokens.
+    pub idtyp: String,
+    /// `1.0`.
+    pub ver: String,
+    /// How the client authenticated: `1` secret, `2` certificate or assertion.
+    pub appidacr: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expires.
+    pub exp: i64,
+    /// Unique token id.
+    pub uti: String,
+}
+
+impl AccessClaims {
+    /// The issuer Entra puts in v1 tokens of tenant `tid`.
+    pub fn issuer_for(tid: &str) -> String {
+        format!("https://sts.windows.net/{tid}/")
+    }
+}
+
+/// Why a resource refused a token. Each maps to the service's own answer
+/// (Event Hubs' `401 SubCode=…`, the API's 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    /// No token, or an empty one (Event Hubs 40102).
+    #[error("no token was presented")]
+    Missing,
+    /// Not a JWT, or not one of ours (40105).
+    #[error("the token is malformed: {0}")]
+    Malformed(String),
+    /// Signed by a key that is not in the JWKS, or tampered with (40103).
+    #[error("the token's signature is invalid: {0}")]
+    InvalidSignature(String),
+    /// Issued for another audience (40104).
+    #[error("the token's audience {actual} is not {expected}")]
+    InvalidAudience {
+        /// The audiences the resource accepts.
+        expected: String,
+        /// The token's `aud`.
+        actual: String,
+    },
+    /// Past `exp` or before `nbf` (40106).
+    #[error("the token has expired or is not yet valid")]
+    Expired,
+    /// The issuer is not `https://sts.windows.net/{tid}/` of the token's own tenant.
+    #[error("the token's issuer {0} does not match its tenant")]
+    InvalidIssuer(String),
+}
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+/// Signs and verifies sandbox access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    keys: Arc<RwLock<Vec<Arc<SigningKey>>>>,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer").finish_non_exhaustive()
+    }
+}
+
+fn new_signing_key() -> Result<SigningKey, String> {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+        .map_err(|e| format!("RSA key generation failed: {e}"))?;
+    let encoding = EncodingKey::from_rsa_pem(kp.serialize_pem().as_bytes())
+        .map_err(|e| format!("RSA key load failed: {e}"))?;
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)
+        .map_err(|e| format!("JWK derivation failed: {e}"))?;
+    let kid = jwk
+        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .map_err(|e| format!("JWK thumbprint failed: {e}"))?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    Ok(SigningKey { kid, encoding, jwk })
+}
+
+impl TokenIssuer {
+    /// A new issuer with one fresh RSA-2048 signing key.
+    pub fn new() -> Result<Self, String> {
+        Ok(Self {
+            keys: Arc::new(RwLock::new(vec![Arc::new(new_signing_key()?)])),
+        })
+    }
+
+    /// Rotates the signing key as Entra does: a new key signs from now on,
+    /// and the old one stays in the JWKS so tokens it signed still verify.
+    /// With `retire_old`, the old keys leave the JWKS at once, so tokens
+    /// they signed stop verifying.
+    pub fn rotate(&self, retire_old: bool) -> Result<(), String> {
+        let key = Arc::new(new_signing_key()?);
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if retire_old {
+            keys.clear();
+        }
+        keys.insert(0, key);
+        Ok(())
+    }
+
+    /// The published key set, as served at `/discovery/v2.0/keys`.
+    pub fn jwks(&self) -> JwkSet {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        JwkSet {
+            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+        }
+    }
+
+    /// Signs `claims` with the current key (RS256, `kid` and `x5t`-less
+    /// header, as Entra's v1 tokens carry `kid`).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
+        let key = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            keys.first().cloned().ok_or("no signing key")?
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+    }
+
+    /// Verifies an access token as a resource does: signature against the
+    /// JWKS, `iss` matching its `tid`, `aud` among `audiences` (compared
+    /// without a trailing `/`), and `nbf`/`exp` with `leeway_secs` of skew.
+    pub fn verify(
+        &self,
+        token: &str,
+        audiences: &[&str],
+        leeway_secs: u64,
+    ) -> Result<AccessClaims, TokenRejection> {
+        verify_with_jwks(&self.jwks(), token, audiences, leeway_secs)
+    }
+}
+
+/// Verifies a token against a JWKS; see [`TokenIssuer::verify`].
+pub fn verify_with_jwks(
+    jwks: &JwkSet,
+    token: &str,
+    audiences: &[&str],
+    leeway_secs: u64,
+) -> Result<AccessClaims, TokenRejection> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(TokenRejection::Missing);
+    }
+    if token.len() > crate::claims::MAX_TOKEN_LEN {
+        return Err(TokenRejection::Malformed("too large".into()));
+    }
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|e| TokenRejection::Malformed(e.to_string()))?;
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenRejection::InvalidSignature(format!(
+            "algorithm {:?} is not RS256",
+            header.alg
+        )));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| TokenRejection::InvalidSignature("no kid".into()))?;
+    let jwk = jwks
+        .find(&kid)
+        .ok_or_else(|| TokenRejection::InvalidSignature(format!("unknown kid {kid}")))?;
+    let key = DecodingKey::from_jwk(jwk)
+        .map_err(|e| TokenRejection::InvalidSignature(e.to_string()))?;
+    // Lifetime and audience are checked below, by hand, so each failure maps
+    // to its own rejection; the library checks the signature only.
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidSignature | K::InvalidRsaKey(_) | K::InvalidAlgorithm => {
+                TokenRejection::InvalidSignature(e.to_string())
+            }
+            _ => TokenRejection::Malformed(e.to_string()),
+        }
+    })?;
+    let claims = data.claims;
+    if claims.iss != AccessClaims::issuer_for(&claims.tid) {
+        return Err(TokenRejection::InvalidIssuer(claims.iss));
+    }
+    let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+    if !audiences.iter().any(|a| norm(a) == norm(&claims.aud)) {
+        return Err(TokenRejection::InvalidAudience {
+            expected: audiences.join(" or "),
+            actual: claims.aud,
+        });
+    }
+    let now = now_secs();
+    let leeway = leeway_secs as i64;
+    if claims.exp + leeway <= now || claims.nbf - leeway > now {
+        return Err(TokenRejection::Expired);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(aud: &str, exp_in: i64) -> AccessClaims {
+        let now = now_secs();
+        AccessClaims {
+            aud: aud.into(),
+            iss: AccessClaims::issuer_for("t1"),
+            appid: "a".into(),
+            azp: "a".into(),
+            oid: "o".into(),
+            sub: "o".into(),
+            tid: "t1".into(),
+            roles: vec![],
+            idtyp: "app".into(),
+            ver: "1.0".into(),
+            appidacr: "1".into(),
+            iat: now,
+            nbf: now,
+            exp: now + exp_in,
+            uti: "u".into(),
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_a_foreign_one_does_not() {
+        let issuer = TokenIssuer::new().unwrap();
+        let other = TokenIssuer::new().unwrap();
+        let t = issuer.sign(&claims("https://eventhubs.azure.net", 60)).unwrap();
+        let got = issuer.verify(&t, &["https://eventhubs.azure.net/"], 0).unwrap();
+        assert_eq!(got.tid, "t1");
+        assert!(matches!(
+            other.verify(&t, &["https://eventhubs.azure.net"], 0),
+            Err(TokenRejection::InvalidSignature(_))
+        ));
+        assert!(matches!(
+            issuer.verify(&t, &["api://other"], 0),
+            Err(TokenRejection::InvalidAudience { .. })
+        ));
+        let expired = issuer.sign(&claims("x", -10)).unwrap();
+        assert_eq!(issuer.verify(&expired, &["x"], 0), Err(TokenRejection::Expired));
+        assert_eq!(issuer.verify("", &["x"], 0), Err(TokenRejection::Missing));
+        assert!(matches!(
+            issuer.verify("a.b.c", &["x"], 0),
+            Err(TokenRejection::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid_until_the_old_key_is_retired() {
+        let issuer = TokenIssuer::new().unwrap();
+        let old = issuer.sign(&claims("x", 60)).unwrap();
+        issuer.rotate(false).unwrap();
+        assert_eq!(issuer.jwks().keys.len(), 2);
+        assert!(issuer.verify(&old, &["x"], 0).is_ok());
+        let new = issuer.sign(&claims("x", 60)).unwrap();
+        issuer.rotate(true).unwrap();
+        assert!(issuer.verify(&old, &["x"], 0).is_err());
+        assert!(issuer.verify(&new, &["x"], 0).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! The sandbox: an offline, real-protocol stand-in for both tenants.
+//!
+//! No machine in CI reaches Azure, and partner teams should not need live
+//! tenants to test. The sandbox runs in-process and speaks the real
+//! protocols on loopback sockets, so every path of the SDK runs unchanged but
+//! for base addresses and one extra trusted root (the sandbox CA):
+//!
+//! - **identity** ([`identity`]): Entra's v2 token endpoint, OpenID
+//!   configuration and JWKS over HTTPS; RS256 access tokens with real claims;
+//!   Entra-shaped `AADSTS…` errors;
+//! - **Event Hubs** ([`eventhubs`]): AMQP 1.0 with CBS and the HTTPS REST
+//!   API, enforcing the resource owner's tenant and Azure RBAC;
+//! - **the aggregator API** ([`api`]): the two-token scheme, with both tokens
+//!   fully verified;
+//! - **faults** ([`faults`]): throttling, 5xx, slow answers, dropped
+//!   connections, refused tokens.
+//!
+//! It is for tests and demos, not production: keys live in memory and are
+//! gone when the process exits.
+
+pub mod api;
+pub mod directory;
+pub mod eventhubs;
+pub mod faults;
+pub mod identity;
+pub mod jwt;
+pub mod tls;
+
+use directory::Directory;
+use faults::Faults;
+use jwt::TokenIssuer;
+use std::sync::Arc;
+use tls::SandboxCa;
+use url::Url;
+
+/// What every sandbox service shares: the CA its listeners present, the
+/// directory, the token issuer (signing keys and JWKS) and the fault switches.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// The CA that issued every listener's certificate.
+    pub ca: Arc<SandboxCa>,
+    /// Tenants, apps, service principals, app roles.
+    pub directory: Arc<Directory>,
+    /// Signs and verifies access tokens.
+    pub issuer: TokenIssuer,
+    /// Fault switches.
+    pub faults: Arc<Faults>,
+}
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("the sandbox could not start: {0}")]
+pub struct SandboxError(pub String);
+
+/// A running sandbox. Cheap to clone; the listeners stop when the last clone
+/// is dropped.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Shared,
+    identity: identity::IdentityServer,
+    eventhubs: eventhubs::EventHubsSandbox,
+    api: api::AggregatorApi,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("authority_host", &self.authority_host().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Starts an empty sandbox: a CA, the identity provider, Event Hubs and
+    /// the aggregator API, each on its own loopback port. Call inside a Tokio
+    /// runtime.
+    pub async fn start() -> Result<Self, SandboxError> {
+        let ca = SandboxCa::generate().map_err(|e| SandboxError(format!("CA: {e}")))?;
+        let issuer = TokenIssuer::new().map_err(|e| SandboxError(format!("signing key: {e}")))?;
+        let directory = Arc::new(Directory::default());
+        directory.register_first_party(
+            directory::EVENTHUBS_APP_ID,
+            "Microsoft.EventHubs",
+            directory::EVENTHUBS_RESOURCE,
+        );
+        let shared = Shared {
+            ca: Arc::new(ca),
+            directory,
+            issuer,
+            faults: Arc::new(Faults::default()),
+        };
+        let identity = identity::IdentityServer::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("identity provider: {e}")))?;
+        let eventhubs = eventhubs::EventHubsSandbox::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("Event Hubs: {e}")))?;
+        let api = api::AggregatorApi::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("aggregator API: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                identity,
+                eventhubs,
+                api,
+            }),
+        })
+    }
+
+    /// The CA certificate (PEM) to add as a trusted root.
+    pub fn ca_pem(&self) -> &str {
+        self.inner.shared.ca.pem()
+    }
+
+    /// The identity provider's authority host, `https://127.0.0.1:{port}/`:
+    /// what `AZURE_AUTHORITY_HOST` would be.
+    pub fn authority_host(&self) -> Url {
+        self.inner.identity.authority_host()
+    }
+
+    /// The directory, to add tenants, apps and grants.
+    pub fn directory(&self) -> &Directory {
+        &self.inner.shared.directory
+    }
+
+    /// The token issuer (signing keys, JWKS), e.g. to rotate keys.
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.inner.shared.issuer
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.shared.faults
+    }
+
+    /// Everything the services share.
+    pub fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The identity provider (request counters, token lifetime).
+    pub fn identity(&self) -> &identity::IdentityServer {
+        &self.inner.identity
+    }
+
+    /// The Event Hubs service (namespaces, RBAC, stored events).
+    pub fn eventhubs(&self) -> &eventhubs::EventHubsSandbox {
+        &self.inner.eventhubs
+    }
+
+    /// The aggregator API.
+    pub fn api(&self) -> &api::AggregatorApi {
+        &self.inner.api
+    }
+}
