@@ -32,7 +32,9 @@ pub enum ClaimsError {
         max: usize,
     },
     /// The token does not have three dot-separated segments.
-    #[error("the token has {segments} segment(s), not the 3 of a signed JWT (header.payload.signature)")]
+    #[error(
+        "the token has {segments} segment(s), not the 3 of a signed JWT (header.payload.signature)"
+    )]
     Segments {
         /// How many segments it has.
         segments: usize,

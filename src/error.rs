@@ -25,7 +25,7 @@ pub enum Error {
     InvalidInput(#[from] InvalidInput),
 
     /// Entra ID refused a token request (an `AADSTS…` error), explained.
-    #[error(transparent)]
+    #[error("{0}")]
     Entra(#[from] Box<EntraError>),
 
     /// A token came back from a tenant other than the resource owner's. The

@@ -207,7 +207,16 @@ mod tests {
 
     #[test]
     fn malformed_tenants_are_refused_with_the_value() {
-        for bad in ["", "  ", "not a tenant", "common", "contoso", "a/b.com", "-x.com", "1.2"] {
+        for bad in [
+            "",
+            "  ",
+            "not a tenant",
+            "common",
+            "contoso",
+            "a/b.com",
+            "-x.com",
+            "1.2",
+        ] {
             let err = ResourceTenant::parse(bad).unwrap_err().to_string();
             assert!(err.contains("resource_tenant"), "{err}");
             assert!(err.contains(bad.trim()), "{err}");

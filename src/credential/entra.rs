@@ -1,13 +1,314 @@
-//! Entra errors. Placeholder: being built.
+//! Entra ID's `AADSTS…` errors, explained for a cross-tenant setup.
+//!
+//! A failed token request answers with JSON: `error`, `error_description`
+//! (`AADSTSnnnn: …` followed by Trace ID, Correlation ID and Timestamp),
+//! `error_codes`, `trace_id`, `correlation_id`, `timestamp`, `error_uri`
+//! (Microsoft's "Microsoft Entra authentication and authorization error
+//! codes"). In a cross-tenant setup the same code can be the partner's
+//! mistake or the resource owner's missing step, so each code worth a hint
+//! maps to the party who must act and what they must do. Microsoft warns that
+//! description texts change; the hints key on the numeric codes only.
 
-/// An Entra error.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct EntraError(pub String);
+use serde::Deserialize;
+use std::fmt;
+
+/// Who must act to fix a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The partner: the team that owns the app registration and runs this code.
+    Partner,
+    /// The resource owner: the tenant that owns the Event Hub or the API.
+    ResourceOwner,
+    /// Either side: the cause depends on which of them got it wrong.
+    Either,
+}
+
+impl fmt::Display for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Party::Partner => "the partner (owner of the app registration)",
+            Party::ResourceOwner => "the resource owner (admin of the resource tenant)",
+            Party::Either => "the partner or the resource owner",
+        })
+    }
+}
+
+/// What a code means here, and who must do what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// Who must act.
+    pub party: Party,
+    /// What happened, in cross-tenant terms.
+    pub meaning: String,
+    /// What to do.
+    pub action: String,
+}
+
+/// A token request refused by Entra ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraError {
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// OAuth error, e.g. `invalid_client`.
+    pub error: String,
+    /// `error_codes`; the first is the `AADSTS` number.
+    pub codes: Vec<u32>,
+    /// The first line of `error_description`, without trace lines.
+    pub description: String,
+    /// `trace_id`, for a support case.
+    pub trace_id: Option<String>,
+    /// `correlation_id`, for a support case.
+    pub correlation_id: Option<String>,
+    /// `timestamp`.
+    pub timestamp: Option<String>,
+    /// The tenant asked.
+    pub tenant: String,
+    /// The partner's client id.
+    pub client_id: String,
+    /// The scope requested, if any.
+    pub scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u32>,
+    trace_id: Option<String>,
+    correlation_id: Option<String>,
+    timestamp: Option<String>,
+}
 
 impl EntraError {
-    /// Whether trying again later may succeed.
+    /// Parses an Entra error answer. `None` if `body` is not Entra's JSON
+    /// error shape (a proxy's HTML page, say).
+    pub fn parse(
+        status: u16,
+        body: &[u8],
+        tenant: &str,
+        client_id: &str,
+        scope: Option<&str>,
+    ) -> Option<Self> {
+        let parsed: Body = serde_json::from_slice(body).ok()?;
+        if parsed.error.is_empty() && parsed.error_codes.is_empty() {
+            return None;
+        }
+        let mut codes = parsed.error_codes;
+        if codes.is_empty() {
+            codes.extend(code_in_description(&parsed.error_description));
+        }
+        let description = parsed
+            .error_description
+            .split(['\r', '\n'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Some(Self {
+            status,
+            error: parsed.error,
+            codes,
+            description,
+            trace_id: parsed.trace_id,
+            correlation_id: parsed.correlation_id,
+            timestamp: parsed.timestamp,
+            tenant: tenant.to_string(),
+            client_id: client_id.to_string(),
+            scope: scope.map(str::to_string),
+        })
+    }
+
+    /// The `AADSTS` code.
+    pub fn code(&self) -> Option<u32> {
+        self.codes.first().copied()
+    }
+
+    /// Whether trying again later may succeed: throttling (429) and server
+    /// errors (5xx). Configuration errors never are.
     pub fn is_transient(&self) -> bool {
-        false
+        self.status == 429 || self.status >= 500
+    }
+
+    /// The cross-tenant explanation of this error, for the codes listed in
+    /// DESIGN.md section 5 and a few more.
+    pub fn hint(&self) -> Option<Hint> {
+        let tenant = &self.tenant;
+        let client = &self.client_id;
+        let scope = self.scope.as_deref().unwrap_or("the requested scope");
+        let h = |party, meaning: String, action: String| {
+            Some(Hint {
+                party,
+                meaning,
+                action,
+            })
+        };
+        match self.code()? {
+            7000229 => h(
+                Party::ResourceOwner,
+                format!("the resource owner's tenant {tenant} has no service principal for the partner app {client}"),
+                format!("an admin of tenant {tenant} creates one from the client id: `az ad sp create --id {client}` (or grants admin consent), then assigns it the role the resource needs"),
+            ),
+            700016 => h(
+                Party::Either,
+                format!("app {client} is not known in tenant {tenant}"),
+                format!("the partner checks that the tenant is the resource owner's and that app {client} is multi-tenant (`az ad app update --id {client} --sign-in-audience AzureADMultipleOrgs`); the resource owner checks that a service principal for {client} exists in {tenant}"),
+            ),
+            90002 => h(
+                Party::Partner,
+                format!("tenant {tenant} does not exist in this cloud"),
+                "check the resource owner's tenant id or verified domain with them, and the authority host (public, US Government or China cloud)".into(),
+            ),
+            7000215 => h(
+                Party::Partner,
+                format!("the client secret sent for app {client} is not one of its secrets"),
+                format!("use the secret's *value* (not its ID) from app {client} in the partner's home tenant; create a new one with `az ad app credential reset --id {client} --append` if it is lost"),
+            ),
+            7000222 => h(
+                Party::Partner,
+                format!("the client secret of app {client} has expired"),
+                format!("create a new secret (`az ad app credential reset --id {client} --append`) and deploy it; consider a certificate or federated credential instead"),
+            ),
+            700027 => h(
+                Party::Partner,
+                format!("the certificate that signed the assertion is not registered on app {client}, or the signature does not verify"),
+                format!("upload the certificate's public part to app {client} (`az ad app credential reset --id {client} --cert @cert.pem --append`) and sign with its matching private key"),
+            ),
+            700024 => h(
+                Party::Partner,
+                "the client assertion is outside its valid time window".into(),
+                "fix this machine's clock (NTP); assertions are valid from nbf to exp and Entra allows only a few minutes of skew".into(),
+            ),
+            700021 | 50013 | 50027 => h(
+                Party::Partner,
+                "the client assertion is malformed or addressed wrongly".into(),
+                format!("iss and sub must be the client id {client}, aud the resource tenant's token endpoint, jti unique per request"),
+            ),
+            700211 | 700212 | 700213 | 70021 => h(
+                Party::Partner,
+                format!("no federated identity credential on app {client} matches the presented assertion"),
+                format!("add a federated credential to app {client} whose issuer, subject and audience (api://AzureADTokenExchange) match the workload's token"),
+            ),
+            500011 => h(
+                Party::Either,
+                format!("the resource of {scope} does not exist in tenant {tenant}"),
+                format!("the partner checks the scope's resource (App ID URI) for typos; the resource owner checks that the resource is registered or consented in {tenant}"),
+            ),
+            501051 => h(
+                Party::ResourceOwner,
+                format!("app {client} holds no role on the resource of {scope}, which requires one"),
+                format!("an admin of tenant {tenant} assigns an app role of the resource to the service principal of {client}"),
+            ),
+            1002012 | 70011 => h(
+                Party::Partner,
+                format!("the scope {scope} is not valid for the client-credentials grant"),
+                "request exactly one scope of the form `{resource}/.default`, e.g. `https://eventhubs.azure.net/.default`".into(),
+            ),
+            7000218 | 900144 => h(
+                Party::Partner,
+                "the token request is missing the client's credential or id".into(),
+                "configure a client secret, certificate or assertion for the credential".into(),
+            ),
+            _ if self.is_transient() => h(
+                Party::Either,
+                "Entra ID is throttling or temporarily unavailable".into(),
+                "retry later; the credential already retried with backoff".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn code_in_description(description: &str) -> Option<u32> {
+    let rest = description.strip_prefix("AADSTS")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+impl fmt::Display for EntraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code() {
+            Some(code) => write!(f, "AADSTS{code}")?,
+            None => write!(f, "{}", self.error)?,
+        }
+        write!(
+            f,
+            " (HTTP {}) from tenant {} for client {}",
+            self.status, self.tenant, self.client_id
+        )?;
+        if let Some(hint) = self.hint() {
+            write!(
+                f,
+                ": {}. To fix: {} — {}.",
+                hint.meaning, hint.party, hint.action
+            )?;
+        } else {
+            f.write_str(".")?;
+        }
+        if !self.description.is_empty() {
+            write!(f, " Entra said: {}", self.description)?;
+        }
+        if let (Some(t), Some(c)) = (&self.trace_id, &self.correlation_id) {
+            write!(f, " [trace id {t}, correlation id {c}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for EntraError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: u32) -> Vec<u8> {
+        serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!("AADSTS{code}: Something.\r\nTrace ID: t\r\nCorrelation ID: c\r\nTimestamp: x"),
+            "error_codes": [code],
+            "trace_id": "t", "correlation_id": "c", "timestamp": "x",
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn every_design_code_has_a_hint_naming_who_acts() {
+        for code in [
+            7000229, 700016, 90002, 7000215, 7000222, 700027, 700024, 500011, 501051, 1002012,
+            70011,
+        ] {
+            let e = EntraError::parse(400, &body(code), "tenant-x", "client-y", Some("s/.default"))
+                .unwrap();
+            let hint = e.hint().unwrap_or_else(|| panic!("no hint for {code}"));
+            let text = e.to_string();
+            assert!(text.contains(&format!("AADSTS{code}")), "{text}");
+            assert!(
+                text.contains("tenant-x") && text.contains("client-y"),
+                "{text}"
+            );
+            assert!(text.contains(&hint.party.to_string()), "{text}");
+            assert!(!text.contains("Trace ID:"), "description trimmed: {text}");
+        }
+        let e = EntraError::parse(400, &body(7000229), "t", "c", None).unwrap();
+        assert_eq!(e.hint().unwrap().party, Party::ResourceOwner);
+        assert!(e.hint().unwrap().action.contains("az ad sp create --id c"));
+    }
+
+    #[test]
+    fn non_entra_bodies_are_not_mistaken_for_entra_errors() {
+        assert!(EntraError::parse(502, b"<html>bad gateway</html>", "t", "c", None).is_none());
+        assert!(EntraError::parse(400, b"{}", "t", "c", None).is_none());
+        let e = EntraError::parse(
+            400,
+            br#"{"error":"invalid_scope","error_description":"AADSTS70011: bad"}"#,
+            "t",
+            "c",
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.code(), Some(70011));
     }
 }

@@ -144,7 +144,9 @@ pub enum DirectoryError {
     #[error("app {0} is not registered in the sandbox")]
     NoApp(String),
     /// A single-tenant app cannot get a service principal elsewhere.
-    #[error("app {app_id} is single-tenant; it cannot have a service principal in tenant {tenant}")]
+    #[error(
+        "app {app_id} is single-tenant; it cannot have a service principal in tenant {tenant}"
+    )]
     SingleTenant {
         /// The app.
         app_id: String,
@@ -296,7 +298,9 @@ impl Directory {
         );
         let secret = RegisteredSecret {
             hint: value[..3].to_string(),
-            sha256: digest::digest(&digest::SHA256, value.as_bytes()).as_ref().to_vec(),
+            sha256: digest::digest(&digest::SHA256, value.as_bytes())
+                .as_ref()
+                .to_vec(),
             expires_at: now_secs() + ttl_secs,
         };
         self.update_app(app_id, |a| a.secrets.push(secret))?;
@@ -336,7 +340,11 @@ impl Directory {
     }
 
     /// Sets "Assignment required?" on the resource app.
-    pub fn set_assignment_required(&self, app_id: &str, required: bool) -> Result<(), DirectoryError> {
+    pub fn set_assignment_required(
+        &self,
+        app_id: &str,
+        required: bool,
+    ) -> Result<(), DirectoryError> {
         self.update_app(app_id, |a| a.assignment_required = required)
     }
 
@@ -496,9 +504,14 @@ mod tests {
         let app = d.register_app(&partner.id, "sender", true).unwrap();
         assert!(d.service_principal(&partner.id, &app.app_id).is_some());
         assert!(d.service_principal(&owner.id, &app.app_id).is_none());
-        let sp = d.create_service_principal("owner.onmicrosoft.com", &app.app_id).unwrap();
+        let sp = d
+            .create_service_principal("owner.onmicrosoft.com", &app.app_id)
+            .unwrap();
         assert_eq!(sp.tenant_id, owner.id);
-        assert_eq!(d.create_service_principal(&owner.id, &app.app_id).unwrap(), sp);
+        assert_eq!(
+            d.create_service_principal(&owner.id, &app.app_id).unwrap(),
+            sp
+        );
 
         let single = d.register_app(&partner.id, "internal", false).unwrap();
         assert!(matches!(

@@ -87,7 +87,10 @@ impl Faults {
 
     /// Removes every queued and random fault.
     pub fn clear(&self) {
-        self.queues.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// How many faults have fired so far.

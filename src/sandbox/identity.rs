@@ -1,27 +1,704 @@
-//! The sandbox's identity provider. Placeholder: being built.
+//! The sandbox's identity provider: Entra ID's v2 endpoints for the
+//! client-credentials grant, over HTTPS.
+//!
+//! - `POST /{tenant}/oauth2/v2.0/token`: `client_secret` or `client_assertion`
+//!   (a certificate-signed JWT, or a federated assertion from an issuer the app
+//!   trusts). Issues v1 access tokens (RS256) as Entra does for app-only
+//!   tokens: `aud` = the resource, `iss` = `https://sts.windows.net/{tid}/`,
+//!   `tid` = **the tenant asked**, `appid`, `oid` = the app's service principal
+//!   *in that tenant*, `roles` granted there.
+//! - `GET /{tenant}/v2.0/.well-known/openid-configuration` and the JWKS.
+//!
+//! Failures carry Entra's JSON shape (`error`, `error_description` starting
+//! `AADSTSnnnn:` and ending with trace and correlation ids, `error_codes`,
+//! `timestamp`, `trace_id`, `correlation_id`, `error_uri`) and status codes,
+//! for each cross-tenant mistake listed in DESIGN.md section 5. Codes follow
+//! Microsoft's published AADSTS reference; where Entra's exact code for a
+//! case is not published (assertion audience, `jti` replay) the sandbox uses
+//! the documented umbrella code `50013` (invalid assertion).
 
+use super::directory::AppRegistration;
+use super::faults::{Fault, Service};
+use super::jwt::{now_secs, AccessClaims};
 use super::Shared;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use azure_core::Uuid;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// The identity provider.
-#[derive(Debug)]
-pub struct IdentityServer {
-    server: super::tls::HttpsServer,
+/// The assertion type of RFC 7523, the only one Entra accepts here.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The audience Entra requires of federated (workload identity) assertions.
+pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Counters of the identity provider, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct IdentityStats {
+    token_requests: AtomicU64,
+    tokens_issued: AtomicU64,
+    discovery_requests: AtomicU64,
+    per_scope: Mutex<HashMap<String, u64>>,
 }
 
-impl std::fmt::Debug for super::tls::HttpsServer {
+impl IdentityStats {
+    /// Token requests received (including failed and faulted ones).
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+    /// Access tokens issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.tokens_issued.load(Ordering::Relaxed)
+    }
+    /// OpenID configuration requests received (tenant resolution).
+    pub fn discovery_requests(&self) -> u64 {
+        self.discovery_requests.load(Ordering::Relaxed)
+    }
+    /// Token requests received for one scope string.
+    pub fn token_requests_for(&self, scope: &str) -> u64 {
+        let map = self.per_scope.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(scope).copied().unwrap_or(0)
+    }
+}
+
+struct IdpState {
+    shared: Shared,
+    stats: Arc<IdentityStats>,
+    lifetime_secs: Arc<AtomicI64>,
+    seen_jti: Mutex<HashSet<String>>,
+}
+
+/// The running identity provider.
+pub struct IdentityServer {
+    server: super::tls::HttpsServer,
+    stats: Arc<IdentityStats>,
+    lifetime_secs: Arc<AtomicI64>,
+    issuer: super::jwt::TokenIssuer,
+}
+
+impl std::fmt::Debug for IdentityServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpsServer").field("addr", &self.addr).finish()
+        f.debug_struct("IdentityServer")
+            .field("addr", &self.server.addr)
+            .finish_non_exhaustive()
     }
 }
 
 impl IdentityServer {
-    /// Starts it.
+    /// Starts the identity provider on a loopback port.
     pub async fn start(shared: &Shared) -> std::io::Result<Self> {
-        let server = super::tls::serve_https(&shared.ca, axum::Router::new()).await?;
-        Ok(Self { server })
+        let stats = Arc::new(IdentityStats::default());
+        let lifetime_secs = Arc::new(AtomicI64::new(3600));
+        let state = Arc::new(IdpState {
+            shared: shared.clone(),
+            stats: stats.clone(),
+            lifetime_secs: lifetime_secs.clone(),
+            seen_jti: Mutex::new(HashSet::new()),
+        });
+        let router = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
+            .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+            .route("/{tenant}/discovery/keys", get(jwks))
+            .with_state(state);
+        let server = super::tls::serve_https(&shared.ca, router).await?;
+        Ok(Self {
+            server,
+            stats,
+            lifetime_secs,
+            issuer: shared.issuer.clone(),
+        })
     }
-    /// The authority host.
+
+    /// `https://127.0.0.1:{port}/`, the value for `AZURE_AUTHORITY_HOST`.
     pub fn authority_host(&self) -> url::Url {
         self.server.url()
     }
+
+    /// The token endpoint of `tenant`.
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}{tenant}/oauth2/v2.0/token", self.server.url())
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> &IdentityStats {
+        &self.stats
+    }
+
+    /// TLS connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.server.connections.get()
+    }
+
+    /// Sets the lifetime of access tokens issued from now on (default 3600 s).
+    pub fn set_token_lifetime(&self, secs: i64) {
+        self.lifetime_secs.store(secs, Ordering::Relaxed);
+    }
+
+    /// The issuer URL of the sandbox's external workload issuer named
+    /// `name`, for federated identity credentials.
+    pub fn federated_issuer(&self, name: &str) -> String {
+        format!("{}federation/{name}", self.server.url())
+    }
+
+    /// Mints a federated assertion as an external workload issuer would (a
+    /// Kubernetes service-account token, a CI job's OIDC token): `iss` =
+    /// [`Self::federated_issuer`], `sub`, `aud` = `api://AzureADTokenExchange`,
+    /// valid for `lifetime_secs`. Register the pair on the app with
+    /// [`super::directory::Directory::add_federated_credential`].
+    pub fn mint_federated_assertion(
+        &self,
+        issuer_name: &str,
+        subject: &str,
+        lifetime_secs: i64,
+    ) -> Result<String, String> {
+        let now = now_secs();
+        self.issuer.sign(&json!({
+            "iss": self.federated_issuer(issuer_name),
+            "sub": subject,
+            "aud": FEDERATED_AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime_secs,
+            "jti": Uuid::new_v4().to_string(),
+        }))
+    }
+}
+
+/// An Entra-shaped error answer.
+fn entra_error(status: StatusCode, error: &str, code: u32, message: &str) -> Response {
+    let trace_id = Uuid::new_v4().to_string();
+    let correlation_id = Uuid::new_v4().to_string();
+    let timestamp = time_string();
+    let body = json!({
+        "error": error,
+        "error_description": format!(
+            "AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}"
+        ),
+        "error_codes": [code],
+        "timestamp": timestamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn time_string() -> String {
+    let now = azure_core::time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// A response whose body fails after the headers: the client sees the
+/// connection drop mid-answer, and nothing was issued.
+fn hang_up() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+            "sandbox fault: connection dropped",
+        ))
+    });
+    Response::new(axum::body::Body::from_stream(stream))
+}
+
+/// Acts out an injected fault; `Some` is the answer to send instead.
+pub(crate) async fn act_out(fault: Option<Fault>) -> Option<Response> {
+    match fault? {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut resp = entra_error(
+                status,
+                "temporarily_unavailable",
+                50196,
+                "The server is temporarily unable to handle this request (sandbox fault).",
+            );
+            if let Some(secs) = retry_after {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Some(resp)
+        }
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Fault::Drop => Some(hang_up()),
+        Fault::RefuseToken => Some(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Refused by a sandbox fault.",
+        )),
+    }
+}
+
+async fn openid_configuration(
+    State(st): State<Arc<IdpState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    st.stats.discovery_requests.fetch_add(1, Ordering::Relaxed);
+    let Some(t) = st.shared.directory.tenant(&tenant) else {
+        return unknown_tenant(&tenant);
+    };
+    let authority = authority_of(&headers);
+    Json(json!({
+        "issuer": format!("{authority}{}/v2.0", t.id),
+        "token_endpoint": format!("{authority}{}/oauth2/v2.0/token", t.id),
+        "jwks_uri": format!("{authority}{}/discovery/v2.0/keys", t.id),
+        "authorization_endpoint": format!("{authority}{}/oauth2/v2.0/authorize", t.id),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "subject_types_supported": ["pairwise"],
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "sandbox.crosstenant.invalid",
+    }))
+    .into_response()
+}
+
+async fn jwks(State(st): State<Arc<IdpState>>) -> Response {
+    Json(st.shared.issuer.jwks()).into_response()
+}
+
+fn unknown_tenant(tenant: &str) -> Response {
+    entra_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        90002,
+        &format!(
+            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and \
+             are signing into the correct cloud. Check with your subscription administrator, this \
+             may happen if there are no active subscriptions for the tenant."
+        ),
+    )
+}
+
+/// `https://{Host}/` as the client addressed us; what assertion audiences
+/// and discovery documents are built from.
+fn authority_of(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("https://{host}/")
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+async fn token(
+    State(st): State<Arc<IdpState>>,
+    Path(tenant_in_path): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    st.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(scope) = &form.scope {
+        let mut map = st.stats.per_scope.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(scope.clone()).or_default() += 1;
+    }
+    if let Some(resp) = act_out(st.shared.faults.next(Service::Identity)).await {
+        return resp;
+    }
+    match issue(&st, &tenant_in_path, &headers, form) {
+        Ok(resp) => resp,
+        Err(resp) => resp,
+    }
+}
+
+fn issue(
+    st: &IdpState,
+    tenant_in_path: &str,
+    headers: &HeaderMap,
+    form: TokenForm,
+) -> Result<Response, Response> {
+    let bad = |error: &str, code: u32, msg: String| {
+        Err(entra_error(StatusCode::BAD_REQUEST, error, code, &msg))
+    };
+    let unauthorized = |code: u32, msg: String| {
+        Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            &msg,
+        ))
+    };
+    let dir = &st.shared.directory;
+
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return bad(
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type; the sandbox supports \
+             'client_credentials'."
+                .into(),
+        );
+    }
+    let Some(tenant) = dir.tenant(tenant_in_path) else {
+        return Err(unknown_tenant(tenant_in_path));
+    };
+    let client_id = match form.client_id.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => c.to_ascii_lowercase(),
+        _ => {
+            return bad(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.".into(),
+            )
+        }
+    };
+    let app = match dir.app(&client_id) {
+        Some(app) if app.multi_tenant || app.home_tenant == tenant.id => app,
+        _ => {
+            return bad(
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory \
+                     '{}'. This can happen if the application has not been installed by the \
+                     administrator of the tenant or consented to by any user in the tenant. You \
+                     may have sent your authentication request to the wrong tenant.",
+                    tenant.name
+                ),
+            )
+        }
+    };
+    let Some(principal) = dir.service_principal(&tenant.id, &app.app_id) else {
+        return bad(
+            "invalid_client",
+            7000229,
+            format!(
+                "The client application {client_id} is missing service principal in the tenant \
+                 {}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+                tenant.id
+            ),
+        );
+    };
+
+    // Authenticate the client: a secret, or an assertion.
+    let appidacr = match (&form.client_secret, &form.client_assertion) {
+        (Some(secret), None) => {
+            match dir.check_secret(&app, secret) {
+                Ok(()) => {}
+                Err(true) => {
+                    return unauthorized(
+                        7000222,
+                        format!(
+                            "The provided client secret keys for app '{client_id}' are expired. \
+                             Visit the Azure portal to create new keys for your app: \
+                             https://aka.ms/NewClientSecret, or consider using certificate \
+                             credentials for added security: https://aka.ms/certCreds."
+                        ),
+                    )
+                }
+                Err(false) => {
+                    return unauthorized(
+                        7000215,
+                        format!(
+                            "Invalid client secret provided. Ensure the secret being sent in the \
+                             request is the client secret value, not the client secret ID, for a \
+                             secret added to app '{client_id}'."
+                        ),
+                    )
+                }
+            }
+            "1"
+        }
+        (None, Some(assertion)) => {
+            if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+                return bad(
+                    "invalid_request",
+                    50027,
+                    format!("client_assertion_type must be '{JWT_BEARER}'."),
+                );
+            }
+            check_assertion(st, &app, &tenant, headers, assertion)?;
+            "2"
+        }
+        _ => {
+            return bad(
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or \
+                 'client_secret'."
+                    .into(),
+            )
+        }
+    };
+
+    // The scope: exactly one `{resource}/.default` for client credentials.
+    let scope = form.scope.unwrap_or_default();
+    let resources: Vec<&str> = scope
+        .split_whitespace()
+        .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
+        .collect();
+    let [requested] = resources.as_slice() else {
+        return bad(
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must \
+                 have a scope value with /.default suffixed to the resource identifier \
+                 (application ID URI)."
+            ),
+        );
+    };
+    let Some(resource) = requested.strip_suffix("/.default") else {
+        return bad(
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {requested} is not valid. Client credential flows \
+                 must have a scope value with /.default suffixed to the resource identifier \
+                 (application ID URI)."
+            ),
+        );
+    };
+    let resource_app = dir
+        .resource_app(resource)
+        .filter(|r| dir.service_principal(&tenant.id, &r.app_id).is_some());
+    let Some(resource_app) = resource_app else {
+        return bad(
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {resource} was not found in the tenant named {}. \
+                 This can happen if the application has not been installed by the administrator \
+                 of the tenant or consented to by any user in the tenant. You might have sent \
+                 your authentication request to the wrong tenant.",
+                tenant.name
+            ),
+        );
+    };
+    let roles = dir.roles(&tenant.id, &app.app_id, &resource_app.app_id);
+    if resource_app.assignment_required && roles.is_empty() {
+        return bad(
+            "invalid_grant",
+            501051,
+            format!(
+                "Application '{}'({}) is not assigned to a role for the application '{}'({}).",
+                app.app_id, app.name, resource, resource_app.name
+            ),
+        );
+    }
+
+    let now = now_secs();
+    let lifetime = st.lifetime_secs.load(Ordering::Relaxed);
+    let claims = AccessClaims {
+        aud: resource.to_string(),
+        iss: AccessClaims::issuer_for(&tenant.id),
+        appid: app.app_id.clone(),
+        azp: app.app_id.clone(),
+        oid: principal.object_id.clone(),
+        sub: principal.object_id,
+        tid: tenant.id,
+        roles,
+        idtyp: "app".into(),
+        ver: "1.0".into(),
+        appidacr: appidacr.into(),
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        uti: Uuid::new_v4().to_string(),
+    };
+    let token = st.shared.issuer.sign(&claims).map_err(|e| {
+        entra_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            50000,
+            &format!("signing failed: {e}"),
+        )
+    })?;
+    st.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": token,
+    }))
+    .into_response())
+}
+
+/// Verifies a client assertion as Entra does: a certificate assertion
+/// (`x5t`/`x5t#S256` naming a certificate registered on the app, signature
+/// by its key, `aud` = this token endpoint, `iss` = `sub` = client id) or a
+/// federated one (`iss`/`sub` matching a federated credential, `aud` =
+/// `api://AzureADTokenExchange`, signed by the external issuer); in both,
+/// `nbf`/`exp` around now and a `jti` never seen before.
+fn check_assertion(
+    st: &IdpState,
+    app: &AppRegistration,
+    tenant: &super::directory::Tenant,
+    headers: &HeaderMap,
+    assertion: &str,
+) -> Result<(), Response> {
+    let invalid = |code: u32, msg: String| {
+        entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &msg)
+    };
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|e| invalid(50013, format!("Assertion is malformed: {e}.")))?;
+    let unverified = crate::claims::TokenClaims::decode(assertion)
+        .map_err(|e| invalid(50013, format!("Assertion is malformed: {e}.")))?;
+    let claim = |n: &str| {
+        unverified
+            .get(n)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let iss = claim("iss");
+
+    let federated = app
+        .federated
+        .iter()
+        .find(|f| f.issuer == iss && f.subject == claim("sub"));
+    let expected_aud: Vec<String>;
+    let key: DecodingKey;
+    if let Some(_fic) = federated {
+        // The external issuer's keys: in the sandbox, its JWKS is the same
+        // key set the identity provider publishes.
+        let kid = header.kid.clone().unwrap_or_default();
+        let jwks = st.shared.issuer.jwks();
+        let jwk = jwks.find(&kid).ok_or_else(|| {
+            invalid(
+                700213,
+                format!("No matching federated identity record found for presented assertion subject; unknown signing key {kid}."),
+            )
+        })?;
+        key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| invalid(700213, format!("Bad federated signing key: {e}.")))?;
+        expected_aud = vec![FEDERATED_AUDIENCE.to_string()];
+    } else if header.x5t.is_some() || header.x5t_s256.is_some() {
+        let cert = app.certificates.iter().find(|c| {
+            header.x5t.as_deref() == Some(c.x5t.as_str())
+                || header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str())
+        });
+        let Some(cert) = cert else {
+            return Err(invalid(
+                700027,
+                format!(
+                    "The certificate with identifier used to sign the client assertion is not \
+                     registered on application. [Reason - The key was not found., Thumbprint of \
+                     key used by client: '{}', Please visit the Azure Portal, Graph Explorer or \
+                     directly use MS Graph to see configured keys for app Id '{}'.]",
+                    header
+                        .x5t
+                        .as_deref()
+                        .or(header.x5t_s256.as_deref())
+                        .unwrap_or_default(),
+                    app.app_id
+                ),
+            ));
+        };
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.der)
+            .map_err(|e| invalid(700027, format!("Registered certificate unreadable: {e}.")))?;
+        key = DecodingKey::from_rsa_der(&parsed.public_key().subject_public_key.data);
+        if iss != app.app_id || claim("sub") != app.app_id {
+            return Err(invalid(
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter."
+                    .into(),
+            ));
+        }
+        let authority = authority_of(headers);
+        expected_aud = std::iter::once(tenant.id.clone())
+            .chain(tenant.domains.iter().cloned())
+            .map(|t| format!("{authority}{t}/oauth2/v2.0/token"))
+            .collect();
+    } else {
+        return Err(invalid(
+            700027,
+            "Client assertion contains no x5t or x5t#S256 header and matches no federated \
+             identity credential of the application."
+                .into(),
+        ));
+    }
+
+    if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
+        return Err(invalid(
+            50013,
+            format!(
+                "Assertion algorithm {:?} is not supported; use RS256 or PS256.",
+                header.alg
+            ),
+        ));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(assertion, &key, &validation).map_err(|e| {
+        invalid(
+            700027,
+            format!("Client assertion failed signature validation: {e}."),
+        )
+    })?;
+
+    let aud = claim("aud");
+    if !expected_aud.iter().any(|a| *a == aud) {
+        return Err(invalid(
+            50013,
+            format!(
+                "Assertion audience claim does not match the required value. Expected one of: \
+                 {}.",
+                expected_aud.join(", ")
+            ),
+        ));
+    }
+    let now = now_secs();
+    // Entra allows five minutes of clock skew on assertions.
+    const SKEW: i64 = 300;
+    let nbf = unverified.not_before().unwrap_or(now);
+    let exp = unverified.expires_at().unwrap_or(0);
+    if exp + SKEW <= now || nbf - SKEW > now {
+        return Err(invalid(
+            700024,
+            format!(
+                "Client assertion is not within its valid time range. Current time: {now}, \
+                 assertion valid from {nbf}, expiry time of assertion {exp}."
+            ),
+        ));
+    }
+    let jti = claim("jti");
+    if jti.is_empty() {
+        return Err(invalid(50013, "Assertion is missing the jti claim.".into()));
+    }
+    let mut seen = st.seen_jti.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.insert(format!("{}/{jti}", app.app_id)) {
+        return Err(invalid(
+            50013,
+            format!("Assertion is invalid: jti '{jti}' was already used."),
+        ));
+    }
+    Ok(())
 }

@@ -198,8 +198,8 @@ pub fn verify_with_jwks(
     if token.len() > crate::claims::MAX_TOKEN_LEN {
         return Err(TokenRejection::Malformed("too large".into()));
     }
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| TokenRejection::Malformed(e.to_string()))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| TokenRejection::Malformed(e.to_string()))?;
     if header.alg != Algorithm::RS256 {
         return Err(TokenRejection::InvalidSignature(format!(
             "algorithm {:?} is not RS256",
@@ -212,8 +212,8 @@ pub fn verify_with_jwks(
     let jwk = jwks
         .find(&kid)
         .ok_or_else(|| TokenRejection::InvalidSignature(format!("unknown kid {kid}")))?;
-    let key = DecodingKey::from_jwk(jwk)
-        .map_err(|e| TokenRejection::InvalidSignature(e.to_string()))?;
+    let key =
+        DecodingKey::from_jwk(jwk).map_err(|e| TokenRejection::InvalidSignature(e.to_string()))?;
     // Lifetime and audience are checked below, by hand, so each failure maps
     // to its own rejection; the library checks the signature only.
     let mut validation = Validation::new(Algorithm::RS256);
@@ -278,8 +278,12 @@ mod tests {
     fn a_signed_token_verifies_and_a_foreign_one_does_not() {
         let issuer = TokenIssuer::new().unwrap();
         let other = TokenIssuer::new().unwrap();
-        let t = issuer.sign(&claims("https://eventhubs.azure.net", 60)).unwrap();
-        let got = issuer.verify(&t, &["https://eventhubs.azure.net/"], 0).unwrap();
+        let t = issuer
+            .sign(&claims("https://eventhubs.azure.net", 60))
+            .unwrap();
+        let got = issuer
+            .verify(&t, &["https://eventhubs.azure.net/"], 0)
+            .unwrap();
         assert_eq!(got.tid, "t1");
         assert!(matches!(
             other.verify(&t, &["https://eventhubs.azure.net"], 0),
@@ -290,7 +294,10 @@ mod tests {
             Err(TokenRejection::InvalidAudience { .. })
         ));
         let expired = issuer.sign(&claims("x", -10)).unwrap();
-        assert_eq!(issuer.verify(&expired, &["x"], 0), Err(TokenRejection::Expired));
+        assert_eq!(
+            issuer.verify(&expired, &["x"], 0),
+            Err(TokenRejection::Expired)
+        );
         assert_eq!(issuer.verify("", &["x"], 0), Err(TokenRejection::Missing));
         assert!(matches!(
             issuer.verify("a.b.c", &["x"], 0),

@@ -51,12 +51,18 @@ impl SandboxCa {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params =
-            CertificateParams::new(SERVER_DNS_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let mut params = CertificateParams::new(
+            SERVER_DNS_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )?;
         params
             .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)));
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(
+            std::net::Ipv6Addr::LOCALHOST,
+        )));
         params
             .distinguished_name
             .push(DnType::CommonName, "crosstenant sandbox");

@@ -1,0 +1,352 @@
+//! The credential's token cache: per scope, refreshed ahead of expiry.
+//!
+//! azure_identity's cache (an async `RwLock<HashMap<Vec<String>, _>>`)
+//! allocates a key on every call and makes every caller wait for the token
+//! round trip once a token is within five minutes of expiry. A partner fleet
+//! calls `get_token` on every send, so this cache goes further:
+//!
+//! - **hot path**: a short std `RwLock` read, a scan of a few scopes with no
+//!   allocation but the token clone `AccessToken` forces, no I/O;
+//! - **single flight**: concurrent callers on a cold scope wait for one
+//!   request; a failure is handed to exactly the callers that waited for it,
+//!   and the next caller tries again (failures are never cached);
+//! - **refresh ahead**: once a token passes its refresh point (half its
+//!   lifetime, at most five minutes before expiry, as azure_identity's inner
+//!   cache also uses) one background task fetches the next token while
+//!   callers keep getting the current one; if that refresh fails, the
+//!   current token is served until it is nearly expired, and the refresh is
+//!   retried after a short backoff.
+
+use crate::error::Error;
+use azure_core::credentials::AccessToken;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+struct Cached {
+    token: AccessToken,
+    refresh_at: Instant,
+    usable_until: Instant,
+}
+
+struct Entry {
+    scope: Box<str>,
+    slot: RwLock<Option<Cached>>,
+    flight: tokio::sync::Mutex<()>,
+    refreshing: AtomicBool,
+    /// Completed fetch attempts, to tell waiters whether the attempt they
+    /// waited for failed.
+    attempts: AtomicU64,
+    last_failure: Mutex<Option<(u64, Error)>>,
+    retry_refresh_after: Mutex<Option<Instant>>,
+}
+
+/// Per-scope token cache; see the module docs.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    entries: RwLock<Vec<Arc<Entry>>>,
+}
+
+fn scope_matches(key: &str, scopes: &[&str]) -> bool {
+    match scopes {
+        [one] => key == *one,
+        many => {
+            let mut rest = key;
+            for (i, s) in many.iter().enumerate() {
+                if i > 0 {
+                    match rest.strip_prefix(' ') {
+                        Some(r) => rest = r,
+                        None => return false,
+                    }
+                }
+                match rest.strip_prefix(*s) {
+                    Some(r) => rest = r,
+                    None => return false,
+                }
+            }
+            rest.is_empty()
+        }
+    }
+}
+
+/// When to refresh and until when to serve a token with `remaining` left.
+fn schedule(now: Instant, remaining: Duration) -> (Instant, Instant) {
+    let ahead = (remaining / 2).min(Duration::from_secs(300));
+    let margin = (remaining / 10).min(Duration::from_secs(10));
+    (now + remaining - ahead, now + remaining - margin)
+}
+
+fn remaining_of(token: &AccessToken) -> Duration {
+    let left = token.expires_on - azure_core::time::OffsetDateTime::now_utc();
+    Duration::try_from(left).unwrap_or(Duration::ZERO)
+}
+
+impl TokenCache {
+    fn entry(&self, scopes: &[&str]) -> Arc<Entry> {
+        {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = entries.iter().find(|e| scope_matches(&e.scope, scopes)) {
+                return e.clone();
+            }
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.iter().find(|e| scope_matches(&e.scope, scopes)) {
+            return e.clone();
+        }
+        let e = Arc::new(Entry {
+            scope: scopes.join(" ").into_boxed_str(),
+            slot: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
+            attempts: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
+            retry_refresh_after: Mutex::new(None),
+        });
+        entries.push(e.clone());
+        e
+    }
+
+    /// Drops the cached token of `scopes` if it is `rejected`, so the next
+    /// call fetches a new one (after a service refused it with 401).
+    pub(crate) fn invalidate(&self, scopes: &[&str], rejected: &str) {
+        let entry = self.entry(scopes);
+        let mut slot = entry.slot.write().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|c| c.token.token.secret() == rejected)
+        {
+            *slot = None;
+        }
+    }
+
+    /// A token for `scopes`, from the cache or from `fetch`.
+    pub(crate) async fn get<F, Fut>(&self, scopes: &[&str], fetch: F) -> Result<AccessToken, Error>
+    where
+        F: FnOnce(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        let entry = self.entry(scopes);
+        let now = Instant::now();
+        {
+            let slot = entry.slot.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = slot.as_ref() {
+                if now < c.refresh_at {
+                    return Ok(c.token.clone());
+                }
+                if now < c.usable_until {
+                    let token = c.token.clone();
+                    drop(slot);
+                    Self::refresh_in_background(&entry, now, fetch);
+                    return Ok(token);
+                }
+            }
+        }
+        Self::fetch_in_flight(&entry, fetch).await
+    }
+
+    fn refresh_in_background<F, Fut>(entry: &Arc<Entry>, now: Instant, fetch: F)
+    where
+        F: FnOnce(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        {
+            let after = entry
+                .retry_refresh_after
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if after.is_some_and(|t| now < t) {
+                return;
+            }
+        }
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            entry.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let entry = entry.clone();
+        runtime.spawn(async move {
+            let _flight = entry.flight.lock().await;
+            let still_due = {
+                let slot = entry.slot.read().unwrap_or_else(|e| e.into_inner());
+                slot.as_ref().is_none_or(|c| Instant::now() >= c.refresh_at)
+            };
+            if still_due {
+                match fetch(entry.scope.to_string()).await {
+                    Ok(token) => Self::store(&entry, token),
+                    Err(err) => {
+                        // Keep serving the current token; try again after a
+                        // short backoff rather than on every call.
+                        let left = entry
+                            .slot
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .as_ref()
+                            .map(|c| c.usable_until.saturating_duration_since(Instant::now()))
+                            .unwrap_or_default();
+                        let backoff = (left / 4).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                        *entry
+                            .retry_refresh_after
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + backoff);
+                        tracing::warn!(scope = %entry.scope, error = %err, "background token refresh failed; serving the current token until it expires");
+                    }
+                }
+            }
+            entry.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn fetch_in_flight<F, Fut>(entry: &Arc<Entry>, fetch: F) -> Result<AccessToken, Error>
+    where
+        F: FnOnce(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        let seen = entry.attempts.load(Ordering::Acquire);
+        let _flight = entry.flight.lock().await;
+        // Someone else may have fetched while we waited.
+        {
+            let slot = entry.slot.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = slot.as_ref() {
+                if Instant::now() < c.usable_until {
+                    return Ok(c.token.clone());
+                }
+            }
+        }
+        if entry.attempts.load(Ordering::Acquire) > seen {
+            let failure = entry.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((attempt, err)) = failure.as_ref() {
+                if *attempt > seen {
+                    return Err(err.clone());
+                }
+            }
+        }
+        let result = fetch(entry.scope.to_string()).await;
+        let attempt = entry.attempts.fetch_add(1, Ordering::AcqRel) + 1;
+        match result {
+            Ok(token) => {
+                Self::store(entry, token.clone());
+                Ok(token)
+            }
+            Err(err) => {
+                *entry.last_failure.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((attempt, err.clone()));
+                Err(err)
+            }
+        }
+    }
+
+    fn store(entry: &Entry, token: AccessToken) {
+        let now = Instant::now();
+        let (refresh_at, usable_until) = schedule(now, remaining_of(&token));
+        *entry.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+            token,
+            refresh_at,
+            usable_until,
+        });
+        *entry
+            .retry_refresh_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::time::OffsetDateTime;
+    use std::sync::atomic::AtomicUsize;
+
+    fn token(n: usize, secs: i64) -> AccessToken {
+        AccessToken::new(
+            format!("token-{n}"),
+            OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(secs),
+        )
+    }
+
+    #[test]
+    fn multi_scope_keys_match_without_allocating() {
+        assert!(scope_matches("a b", &["a", "b"]));
+        assert!(!scope_matches("a b", &["a"]));
+        assert!(!scope_matches("ab", &["a", "b"]));
+        assert!(scope_matches("x", &["x"]));
+    }
+
+    #[test]
+    fn refresh_point_is_half_life_capped_at_five_minutes() {
+        let now = Instant::now();
+        let (r, u) = schedule(now, Duration::from_secs(3600));
+        assert_eq!(r - now, Duration::from_secs(3300));
+        assert_eq!(u - now, Duration::from_secs(3590));
+        let (r, u) = schedule(now, Duration::from_secs(10));
+        assert_eq!(r - now, Duration::from_secs(5));
+        assert_eq!(u - now, Duration::from_secs(9));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_cold_callers_share_one_fetch_and_one_failure() {
+        let cache = Arc::new(TokenCache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(&["s"], move |_| async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err::<AccessToken, _>(Error::transport("fetch", "down", true))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().is_err());
+        }
+        // One attempt for the first wave; later arrivals may start one more.
+        let failed_attempts = calls.load(Ordering::SeqCst);
+        assert!(failed_attempts <= 2, "{failed_attempts}");
+        // The failure is not cached: the next caller tries again.
+        let got = cache
+            .get(&["s"], |_| async { Ok(token(1, 3600)) })
+            .await
+            .unwrap();
+        assert_eq!(got.token.secret(), "token-1");
+    }
+
+    #[tokio::test]
+    async fn failed_background_refresh_keeps_serving_the_valid_token() {
+        let cache = TokenCache::default();
+        // 4 s lifetime: refresh point after 2 s, usable until ~3.6 s.
+        cache
+            .get(&["s"], |_| async { Ok(token(1, 4)) })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let got = cache
+            .get(&["s"], move |_| async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Err::<AccessToken, _>(Error::transport("fetch", "down", true))
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.token.secret(), "token-1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Still served, and no new attempt during the backoff.
+        let c = calls.clone();
+        let got = cache
+            .get(&["s"], move |_| async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(token(2, 3600))
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.token.secret(), "token-1");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}
