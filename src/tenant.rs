@@ -124,10 +124,11 @@ fn is_domain(value: &str) -> bool {
 
 /// The Microsoft cloud whose authority issues tokens, or a custom authority
 /// host (the sandbox, a sovereign cloud not listed here).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Cloud {
     /// Azure public cloud, `https://login.microsoftonline.com`.
+    #[default]
     Public,
     /// Azure US Government, `https://login.microsoftonline.us`.
     UsGovernment,
@@ -180,12 +181,6 @@ impl Cloud {
             "login.chinacloudapi.cn" => Self::China,
             _ => Self::Custom(url),
         })
-    }
-}
-
-impl Default for Cloud {
-    fn default() -> Self {
-        Self::Public
     }
 }
 

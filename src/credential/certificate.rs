@@ -390,3 +390,69 @@ fn now_secs() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(all(test, feature = "sandbox"))]
+mod tests {
+    use super::*;
+
+    fn generated() -> (String, String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["partner.example".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem(), key.serialize_der())
+    }
+
+    #[test]
+    fn pkcs8_and_pkcs1_keys_load_and_sign() {
+        let (cert_pem, key_pem, pkcs8) = generated();
+        let c = ClientCertificate::from_pem_parts(cert_pem.as_bytes(), key_pem.as_bytes(), "t")
+            .unwrap();
+        assert_eq!(c.thumbprint().len(), 40);
+        // PKCS#8 wraps the PKCS#1 RSAPrivateKey in an OCTET STRING after a
+        // fixed 22-byte prefix (version and rsaEncryption identifier).
+        assert_eq!(&pkcs8[22..24], &[0x04, 0x82]);
+        let pkcs1 = &pkcs8[26..];
+        let b64 = STANDARD.encode(pkcs1);
+        let pem =
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{b64}\n-----END RSA PRIVATE KEY-----\n");
+        let c1 =
+            ClientCertificate::from_pem_parts(cert_pem.as_bytes(), pem.as_bytes(), "t").unwrap();
+        let jwt = c1
+            .sign_assertion(
+                "cid",
+                "https://login/t/oauth2/v2.0/token",
+                AssertionAlgorithm::Ps256,
+                true,
+            )
+            .unwrap();
+        let claims = crate::claims::TokenClaims::decode(&jwt).unwrap();
+        assert_eq!(claims.header("alg").and_then(|v| v.as_str()), Some("PS256"));
+        assert_eq!(
+            claims.header("x5t#S256").and_then(|v| v.as_str()),
+            Some(c1.x5t_s256())
+        );
+        assert!(claims.header("x5c").is_some());
+        assert_eq!(claims.get("iss"), claims.get("sub"));
+        assert!(claims.expires_at().unwrap() - claims.not_before().unwrap() <= 600);
+    }
+
+    #[test]
+    fn bad_pem_is_refused_with_a_reason() {
+        let (cert_pem, _, _) = generated();
+        let err = ClientCertificate::from_pem(cert_pem.as_bytes()).unwrap_err();
+        assert!(matches!(err, CertificateError::NoKey { .. }), "{err}");
+        let err = ClientCertificate::from_pem(b"hello").unwrap_err();
+        assert!(
+            matches!(err, CertificateError::NoCertificate { .. }),
+            "{err}"
+        );
+        let enc = format!(
+            "{cert_pem}-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+        );
+        let err = ClientCertificate::from_pem(enc.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, CertificateError::EncryptedKey { .. }),
+            "{err}"
+        );
+    }
+}

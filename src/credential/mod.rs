@@ -256,10 +256,10 @@ impl CrossTenantCredentialBuilder {
     /// with `AZURE_CLIENT_CERTIFICATE_PASSWORD`), `AZURE_FEDERATED_TOKEN_FILE`;
     /// optionally `AZURE_AUTHORITY_HOST`.
     pub fn from_env(self) -> Self {
-        self.from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        self.with_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
-    pub(crate) fn from_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
         if let Some(t) = var("AZURE_TENANT_ID") {
             self = self.resource_tenant(t);
         }
@@ -584,6 +584,9 @@ impl Inner {
         let mut custom = azure_core::cloud::CustomConfiguration::default();
         custom.authority_host = self.authority.as_str().trim_end_matches('/').to_string();
         client_options.cloud = Some(Arc::new(custom.into()));
+        client_options
+            .per_try_policies
+            .push(Arc::new(CaptureEntraAnswer));
         let az = |e: azure_core::Error| Error::transport("configuring the credential", e, false);
         let client_id = self.client_id.clone();
         Ok(match &self.auth {
@@ -613,11 +616,29 @@ impl Inner {
 
     async fn fetch(&self, scope: &str) -> Result<AccessToken, Error> {
         let resolved = self.resolve().await?;
+        let answer = Arc::new(CapturedAnswer::default());
+        let method_options = ClientMethodOptions {
+            context: azure_core::http::Context::new().with_value(answer.clone()),
+        };
         let token = resolved
             .source
-            .get_token(&[scope], None)
+            .get_token(&[scope], Some(TokenRequestOptions { method_options }))
             .await
-            .map_err(|e| self.explain(&resolved.tenant_id, scope, e))?;
+            .map_err(|e| {
+                let captured = answer.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some((status, body)) = captured {
+                    if let Some(entra) = entra::EntraError::parse(
+                        status,
+                        &body,
+                        &resolved.tenant_id,
+                        &self.client_id,
+                        Some(scope),
+                    ) {
+                        return Error::Entra(Box::new(entra));
+                    }
+                }
+                self.explain(&resolved.tenant_id, scope, e)
+            })?;
         self.check(&resolved.tenant_id, scope, &token)?;
         tracing::debug!(
             tenant = %resolved.tenant_id,
@@ -711,6 +732,46 @@ impl Inner {
             chain(&err),
             transient,
         )
+    }
+}
+
+/// Where [`CaptureEntraAnswer`] leaves a failed token request's answer.
+#[derive(Default)]
+struct CapturedAnswer(std::sync::Mutex<Option<(u16, azure_core::Bytes)>>);
+
+/// Keeps the body of a failed token request for [`entra::EntraError`].
+///
+/// azure_identity 1.1.0-beta.1 deserializes Entra's `error_description`
+/// into a borrowed `&str`, which fails for every real answer (they contain
+/// escaped `\r\n` before the trace id), so its error carries neither the
+/// AADSTS code nor the body. This per-try policy copies the answer into a
+/// slot the credential put in the request context, and hands the response on
+/// unchanged; it does nothing for requests without such a slot.
+#[derive(Debug)]
+struct CaptureEntraAnswer;
+
+#[async_trait::async_trait]
+impl azure_core::http::policies::Policy for CaptureEntraAnswer {
+    async fn send(
+        &self,
+        ctx: &azure_core::http::Context,
+        request: &mut Request,
+        next: &[Arc<dyn azure_core::http::policies::Policy>],
+    ) -> azure_core::http::policies::PolicyResult {
+        let response = next[0].send(ctx, request, &next[1..]).await?;
+        let Some(slot) = ctx.value::<Arc<CapturedAnswer>>() else {
+            return Ok(response);
+        };
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let (status, headers, body) = response.deconstruct();
+        let bytes = body.collect().await?;
+        *slot.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((u16::from(status), bytes.clone()));
+        Ok(azure_core::http::AsyncRawResponse::from_bytes(
+            status, headers, bytes,
+        ))
     }
 }
 
@@ -878,6 +939,52 @@ mod tests {
         assert!(err.contains("PEM text"), "{err}");
     }
 
+    fn jwt(claims: serde_json::Value) -> AccessToken {
+        use base64::Engine as _;
+        let b64 = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let token = format!(
+            "{}.{}.c2ln",
+            b64(&serde_json::json!({"alg": "RS256"})),
+            b64(&claims)
+        );
+        AccessToken::new(token, azure_core::time::OffsetDateTime::now_utc())
+    }
+
+    #[test]
+    fn a_token_from_another_tenant_or_for_another_audience_is_refused() {
+        let owner = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let partner = "11111111-2222-3333-4444-555555555555";
+        let cred = CrossTenantCredential::builder()
+            .resource_tenant(owner)
+            .client_id(CLIENT)
+            .client_secret("s")
+            .build()
+            .unwrap();
+        let scope = "https://eventhubs.azure.net/.default";
+        let home = jwt(serde_json::json!({"tid": partner, "aud": "https://eventhubs.azure.net"}));
+        let err = cred.inner.check(owner, scope, &home).unwrap_err();
+        assert!(matches!(err, Error::WrongTenant { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains(owner) && text.contains(partner) && text.contains("40100"),
+            "{text}"
+        );
+
+        let other_aud = jwt(serde_json::json!({"tid": owner, "aud": "https://storage.azure.com"}));
+        assert!(matches!(
+            cred.inner.check(owner, scope, &other_aud),
+            Err(Error::WrongAudience { .. })
+        ));
+        let ok = jwt(serde_json::json!({"tid": owner, "aud": "https://eventhubs.azure.net/"}));
+        cred.inner.check(owner, scope, &ok).unwrap();
+        let guid_aud = jwt(serde_json::json!({"tid": owner, "aud": CLIENT}));
+        cred.inner
+            .check(owner, &format!("api://{CLIENT}/.default"), &guid_aud)
+            .unwrap();
+    }
+
     #[test]
     fn from_env_uses_the_azure_names() {
         let vars = |name: &str| match name {
@@ -888,7 +995,7 @@ mod tests {
             _ => None,
         };
         let cred = CrossTenantCredential::builder()
-            .from_vars(vars)
+            .with_vars(vars)
             .build()
             .unwrap();
         assert_eq!(

@@ -212,7 +212,7 @@ impl Directory {
         self.read()
             .tenants
             .iter()
-            .find(|t| t.id == key || t.domains.iter().any(|d| *d == key))
+            .find(|t| t.id == key || t.domains.contains(&key))
             .cloned()
     }
 
