@@ -22,7 +22,8 @@
 //!   and its `aud` the resource asked for;
 //! - Entra's `AADSTS…` errors become [`entra::EntraError`]s that say who must
 //!   do what;
-//! - tokens are cached per scope and refreshed ahead of expiry ([`cache`]).
+//! - tokens are cached per scope and refreshed ahead of expiry (see the
+//!   private `cache` module).
 //!
 //! It is not an interactive or user credential, and it never falls back to
 //! another tenant.
