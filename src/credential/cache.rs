@@ -11,11 +11,18 @@
 //!   request; a failure is handed to exactly the callers that waited for it,
 //!   and the next caller tries again (failures are never cached);
 //! - **refresh ahead**: once a token passes its refresh point (half its
-//!   lifetime, at most five minutes before expiry, as azure_identity's inner
-//!   cache also uses) one background task fetches the next token while
-//!   callers keep getting the current one; if that refresh fails, the
-//!   current token is served until it is nearly expired, and the refresh is
-//!   retried after a short backoff.
+//!   lifetime, at most ten minutes before expiry) one background task
+//!   fetches the next token while callers keep getting the current one;
+//! - **never hand out a token about to be renewed elsewhere**: within its
+//!   last quarter of life (at most seven minutes before expiry) a token is
+//!   no longer served without trying for a newer one. azure_messaging_eventhubs'
+//!   CBS authorizer asks for a new token six minutes (± 5 s) before the old
+//!   one expires and gives up renewing a path for good if the token it gets
+//!   back has the same expiry; azure_identity's five-minute rule would hand it
+//!   exactly that;
+//! - **failures never strand a valid token**: if a refresh fails, the current
+//!   token is served until it expires, and the next attempt waits for a short
+//!   backoff instead of every caller hammering the token endpoint.
 
 use crate::error::Error;
 use azure_core::credentials::AccessToken;
@@ -70,12 +77,16 @@ fn scope_matches(key: &str, scopes: &[&str]) -> bool {
     }
 }
 
-/// When to refresh and until when to serve a token with `remaining` left.
+/// When to start a background refresh, and until when to serve a token
+/// with `remaining` left without first trying for a newer one.
 fn schedule(now: Instant, remaining: Duration) -> (Instant, Instant) {
-    let ahead = (remaining / 2).min(Duration::from_secs(300));
-    let margin = (remaining / 10).min(Duration::from_secs(10));
+    let ahead = (remaining / 2).min(Duration::from_secs(600));
+    let margin = (remaining / 4).min(Duration::from_secs(420));
     (now + remaining - ahead, now + remaining - margin)
 }
+
+/// How close to its expiry a token is no longer handed out at all.
+const EXPIRY_SAFETY: Duration = Duration::from_secs(1);
 
 fn remaining_of(token: &AccessToken) -> Duration {
     let left = token.expires_on - azure_core::time::OffsetDateTime::now_utc();
@@ -140,9 +151,37 @@ impl TokenCache {
                     Self::refresh_in_background(&entry, now, fetch);
                     return Ok(token);
                 }
+                // Past its serving window, but a refresh just failed and is
+                // backing off: keep serving what is still valid.
+                if Self::backing_off(&entry, now) && remaining_of(&c.token) > EXPIRY_SAFETY {
+                    return Ok(c.token.clone());
+                }
             }
         }
         Self::fetch_in_flight(&entry, fetch).await
+    }
+
+    fn backing_off(entry: &Entry, now: Instant) -> bool {
+        entry
+            .retry_refresh_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| now < t)
+    }
+
+    fn back_off(entry: &Entry) {
+        let left = entry
+            .slot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| remaining_of(&c.token))
+            .unwrap_or_default();
+        let backoff = (left / 8).clamp(Duration::from_millis(500), Duration::from_secs(30));
+        *entry
+            .retry_refresh_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + backoff);
     }
 
     fn refresh_in_background<F, Fut>(entry: &Arc<Entry>, now: Instant, fetch: F)
@@ -150,14 +189,8 @@ impl TokenCache {
         F: FnOnce(String) -> Fut + Send + 'static,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
-        {
-            let after = entry
-                .retry_refresh_after
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if after.is_some_and(|t| now < t) {
-                return;
-            }
+        if Self::backing_off(entry, now) {
+            return;
         }
         if entry.refreshing.swap(true, Ordering::AcqRel) {
             return;
@@ -179,18 +212,7 @@ impl TokenCache {
                     Err(err) => {
                         // Keep serving the current token; try again after a
                         // short backoff rather than on every call.
-                        let left = entry
-                            .slot
-                            .read()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .as_ref()
-                            .map(|c| c.usable_until.saturating_duration_since(Instant::now()))
-                            .unwrap_or_default();
-                        let backoff = (left / 4).clamp(Duration::from_millis(500), Duration::from_secs(30));
-                        *entry
-                            .retry_refresh_after
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + backoff);
+                        Self::back_off(&entry);
                         tracing::warn!(scope = %entry.scope, error = %err, "background token refresh failed; serving the current token until it expires");
                     }
                 }
@@ -231,6 +253,20 @@ impl TokenCache {
                 Ok(token)
             }
             Err(err) => {
+                // A token that is still valid beats an error: serve it and
+                // back off before the next attempt.
+                let still_valid = entry
+                    .slot
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .filter(|c| remaining_of(&c.token) > EXPIRY_SAFETY)
+                    .map(|c| c.token.clone());
+                if let Some(token) = still_valid {
+                    Self::back_off(entry);
+                    tracing::warn!(scope = %entry.scope, error = %err, "token refresh failed; serving the current token until it expires");
+                    return Ok(token);
+                }
                 *entry.last_failure.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((attempt, err.clone()));
                 Err(err)
@@ -275,14 +311,56 @@ mod tests {
     }
 
     #[test]
-    fn refresh_point_is_half_life_capped_at_five_minutes() {
+    fn refresh_starts_at_half_life_and_precedes_the_amqp_authorizer() {
         let now = Instant::now();
         let (r, u) = schedule(now, Duration::from_secs(3600));
-        assert_eq!(r - now, Duration::from_secs(3300));
-        assert_eq!(u - now, Duration::from_secs(3590));
+        assert_eq!(r - now, Duration::from_secs(3000));
+        assert_eq!(u - now, Duration::from_secs(3180));
+        // azure_messaging_eventhubs renews CBS tokens 6 min ± 5 s before
+        // expiry; by then this cache must no longer hand out the old token.
+        assert!(Duration::from_secs(3600) - (u - now) > Duration::from_secs(365));
         let (r, u) = schedule(now, Duration::from_secs(10));
         assert_eq!(r - now, Duration::from_secs(5));
-        assert_eq!(u - now, Duration::from_secs(9));
+        assert_eq!(u - now, Duration::from_millis(7500));
+    }
+
+    #[tokio::test]
+    async fn a_token_near_expiry_is_replaced_before_it_is_handed_out() {
+        let cache = TokenCache::default();
+        // 4 s lifetime: usable without a fetch for 3 s only.
+        cache
+            .get(&["s"], |_| async { Ok(token(1, 4)) })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let got = cache
+            .get(&["s"], |_| async { Ok(token(2, 3600)) })
+            .await
+            .unwrap();
+        assert_eq!(got.token.secret(), "token-2");
+    }
+
+    #[tokio::test]
+    async fn a_failed_blocking_refresh_serves_the_still_valid_token_and_backs_off() {
+        let cache = TokenCache::default();
+        cache
+            .get(&["s"], |_| async { Ok(token(1, 8)) })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(6100)).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        for _ in 0..5 {
+            let c = calls.clone();
+            let got = cache
+                .get(&["s"], move |_| async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Err::<AccessToken, _>(Error::transport("fetch", "down", true))
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.token.secret(), "token-1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one attempt, then backoff");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn failed_background_refresh_keeps_serving_the_valid_token() {
         let cache = TokenCache::default();
-        // 4 s lifetime: refresh point after 2 s, usable until ~3.6 s.
+        // 4 s lifetime: refresh point after 2 s, usable until 3 s.
         cache
             .get(&["s"], |_| async { Ok(token(1, 4)) })
             .await
