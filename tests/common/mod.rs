@@ -96,3 +96,20 @@ pub fn pfx(cert: &TestCert, password: &str) -> Vec<u8> {
     store.add_entry("partner", KeyStoreEntry::PrivateKeyChain(chain));
     store.writer(password).write().expect("pfx")
 }
+
+/// The resource owner's Event Hubs namespace with hub `telemetry` (4
+/// partitions), and the partner app's service principal holding "Azure
+/// Event Hubs Data Sender" on it. Returns the namespace host.
+pub fn eventhubs_namespace(w: &World) -> String {
+    use crosstenant::sandbox::eventhubs::Role;
+    let eh = w.sandbox.eventhubs();
+    let ns = eh.create_namespace(&w.owner.id, "contoso-telemetry");
+    assert!(eh.create_hub(&ns, "telemetry", 4));
+    let sp = w
+        .sandbox
+        .directory()
+        .service_principal(&w.owner.id, &w.app.app_id)
+        .expect("service principal in the resource tenant");
+    assert!(eh.assign_role(&ns, &sp.object_id, Role::DataSender));
+    ns
+}

@@ -1,0 +1,785 @@
+//! Event Hubs over AMQP 1.0, as the sandbox serves it (fe2o3-amqp's
+//! acceptor, the same 0.16 line azure_core_amqp uses).
+//!
+//! What a producer needs and nothing more: SASL ANONYMOUS; the `$cbs` node
+//! (`put-token` with `type=jwt`, `name` = the path to authorize, body = the
+//! token; answered `202` or `401`); the `$management` node's `READ` of a hub
+//! (`com.microsoft:eventhub`); sender links to `amqps://{ns}/{hub}` and
+//! `amqps://{ns}/{hub}/Partitions/{n}`, advertising the 1 MB message limit;
+//! single messages and batch envelopes (message format `0x80013700`, one
+//! encoded message per `data` section). A transfer is accepted only after
+//! its events are stored; otherwise it is rejected with the service's
+//! condition (`amqp:unauthorized-access`, `com.microsoft:server-busy`,
+//! `amqp:link:message-size-exceeded`, `amqp:not-found`).
+//!
+//! Authorization follows the service: a put-token is verified (signature,
+//! audience, lifetime, the namespace's tenant) and remembered per connection
+//! and path; a sender link attaches only to an authorized path whose
+//! principal holds a sending role; each transfer re-checks that the token has
+//! not expired and the role is still held. An expired token rejects the
+//! transfer with `amqp:unauthorized-access`, which the client must answer
+//! with a new put-token on a new connection.
+//!
+//! Two listeners: AMQP over TLS (direct TLS, as on port 5671, with the
+//! sandbox CA) and plain AMQP, for loopback only.
+
+use super::{Denial, EhState, IncomingEvent, Protocol, MAX_MESSAGE_SIZE};
+use crate::sandbox::faults::{Fault, Service};
+use crate::sandbox::jwt::{now_secs, AccessClaims};
+use fe2o3_amqp::acceptor::{
+    ConnectionAcceptor, LinkAcceptor, LinkEndpoint, SaslAnonymousMechanism, SessionAcceptor,
+};
+use fe2o3_amqp::link::delivery::DeliveryInfo;
+use fe2o3_amqp::types::definitions::{self, AmqpError, LinkError};
+use fe2o3_amqp::types::messaging::{ApplicationProperties, Body, Message, MessageId, Properties};
+use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Timestamp, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A reply to a CBS or management request.
+type Reply = Message<fe2o3_amqp::types::messaging::AmqpValue<Value>>;
+
+/// The message format of a batch envelope (Microsoft's AMQP batching).
+pub const BATCH_MESSAGE_FORMAT: u32 = 0x8001_3700;
+
+/// The running AMQP listeners.
+pub(crate) struct AmqpListener {
+    pub(crate) tls_addr: SocketAddr,
+    pub(crate) plain_addr: SocketAddr,
+    cancel: CancellationToken,
+}
+
+impl Drop for AmqpListener {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl AmqpListener {
+    pub(crate) async fn start(state: Arc<EhState>) -> std::io::Result<Self> {
+        let cancel = CancellationToken::new();
+        let tls = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let plain = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let (tls_addr, plain_addr) = (tls.local_addr()?, plain.local_addr()?);
+        let config = state
+            .shared
+            .ca
+            .server_config(&[])
+            .map_err(std::io::Error::other)?;
+        let tls_acceptor = tokio_rustls::TlsAcceptor::from(config);
+        {
+            let (state, cancel) = (state.clone(), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        a = tls.accept() => a,
+                    };
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (state, acceptor, cancel) =
+                        (state.clone(), tls_acceptor.clone(), cancel.clone());
+                    tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(tls_stream) => serve_connection(state, tls_stream, cancel).await,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "sandbox AMQP TLS handshake failed")
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        {
+            let (state, cancel) = (state.clone(), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        a = plain.accept() => a,
+                    };
+                    let Ok((stream, _)) = accepted else { continue };
+                    tokio::spawn(serve_connection(state.clone(), stream, cancel.clone()));
+                }
+            });
+        }
+        Ok(Self {
+            tls_addr,
+            plain_addr,
+            cancel,
+        })
+    }
+
+    pub(crate) fn tls_url(&self) -> url::Url {
+        url::Url::parse(&format!("amqps://{}", self.tls_addr))
+            .unwrap_or_else(|_| unreachable!("a socket address is a valid authority"))
+    }
+
+    pub(crate) fn plain_url(&self) -> url::Url {
+        url::Url::parse(&format!("amqp://{}", self.plain_addr))
+            .unwrap_or_else(|_| unreachable!("a socket address is a valid authority"))
+    }
+}
+
+/// What one AMQP connection knows: the paths its put-tokens authorized, and
+/// where to send replies to management and CBS requests.
+#[derive(Default)]
+struct ConnState {
+    authorized: Mutex<HashMap<String, AccessClaims>>,
+    replies: Mutex<HashMap<String, mpsc::Sender<Reply>>>,
+}
+
+/// `amqps://ns/hub/Partitions/0` → (`ns`, `hub`, `Some("0")`), lowercased.
+fn parse_path(address: &str) -> Option<(String, String, Option<String>)> {
+    let url = url::Url::parse(address).ok()?;
+    let ns = url.host_str()?.to_ascii_lowercase();
+    let mut segments = url.path_segments()?.filter(|s| !s.is_empty());
+    let hub = segments.next()?.to_ascii_lowercase();
+    let partition = match (segments.next(), segments.next()) {
+        (Some(p), Some(id)) if p.eq_ignore_ascii_case("partitions") => Some(id.to_string()),
+        (None, None) => None,
+        // `{hub}/$management` and other node paths a put-token may name.
+        (Some(node), None) if node.starts_with('$') => None,
+        _ => return None,
+    };
+    Some((ns, hub, partition))
+}
+
+fn normalize(path: &str) -> String {
+    path.trim_end_matches('/').to_ascii_lowercase()
+}
+
+fn amqp_error(
+    condition: impl Into<definitions::ErrorCondition>,
+    text: String,
+) -> definitions::Error {
+    definitions::Error::new(condition, Some(text), None)
+}
+
+fn custom(condition: &str, text: String) -> definitions::Error {
+    amqp_error(
+        definitions::ErrorCondition::Custom(Symbol::from(condition)),
+        text,
+    )
+}
+
+async fn serve_connection<Io>(state: Arc<EhState>, io: Io, cancel: CancellationToken)
+where
+    Io: AsyncRead + AsyncWrite + std::fmt::Debug + Send + Unpin + 'static,
+{
+    let acceptor = ConnectionAcceptor::builder()
+        .container_id("crosstenant-sandbox-eventhubs")
+        .max_frame_size(65_536u32)
+        .sasl_acceptor(SaslAnonymousMechanism::new())
+        .build();
+    let mut connection = match acceptor.accept(io).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "sandbox AMQP open failed");
+            return;
+        }
+    };
+    state.stats.amqp_connections.fetch_add(1, Ordering::Relaxed);
+    let conn = Arc::new(ConnState::default());
+    let session_acceptor = SessionAcceptor::new();
+    loop {
+        let session = tokio::select! {
+            _ = cancel.cancelled() => break,
+            s = session_acceptor.accept(&mut connection) => s,
+        };
+        let Ok(session) = session else { break };
+        tokio::spawn(serve_session(
+            state.clone(),
+            conn.clone(),
+            session,
+            cancel.clone(),
+        ));
+    }
+    let _ = connection.close().await;
+}
+
+async fn serve_session(
+    state: Arc<EhState>,
+    conn: Arc<ConnState>,
+    mut session: fe2o3_amqp::acceptor::ListenerSessionHandle,
+    cancel: CancellationToken,
+) {
+    let link_acceptor = LinkAcceptor::builder()
+        .max_message_size(MAX_MESSAGE_SIZE)
+        .build();
+    loop {
+        let link = tokio::select! {
+            _ = cancel.cancelled() => break,
+            l = link_acceptor.accept(&mut session) => l,
+        };
+        let Ok(link) = link else { break };
+        match link {
+            LinkEndpoint::Receiver(receiver) => {
+                let address = receiver
+                    .target()
+                    .as_ref()
+                    .and_then(|t| t.address.clone())
+                    .unwrap_or_default();
+                match address.as_str() {
+                    "$cbs" => {
+                        tokio::spawn(serve_requests(
+                            state.clone(),
+                            conn.clone(),
+                            receiver,
+                            Node::Cbs,
+                        ));
+                    }
+                    "$management" => {
+                        tokio::spawn(serve_requests(
+                            state.clone(),
+                            conn.clone(),
+                            receiver,
+                            Node::Management,
+                        ));
+                    }
+                    _ => {
+                        tokio::spawn(serve_sender_link(
+                            state.clone(),
+                            conn.clone(),
+                            receiver,
+                            address,
+                        ));
+                    }
+                }
+            }
+            LinkEndpoint::Sender(mut sender) => {
+                // The client's receiver for replies: its target is the
+                // client node address that requests name in `reply-to`.
+                let reply_to = sender
+                    .target()
+                    .as_ref()
+                    .and_then(|t| t.address.clone())
+                    .unwrap_or_default();
+                let (tx, mut rx) = mpsc::channel::<Reply>(64);
+                conn.replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(reply_to, tx);
+                tokio::spawn(async move {
+                    while let Some(reply) = rx.recv().await {
+                        if sender.send(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = sender.close().await;
+                });
+            }
+        }
+    }
+    let _ = session.end().await;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Cbs,
+    Management,
+}
+
+fn prop<'a>(message: &'a Message<Body<Value>>, name: &str) -> Option<&'a SimpleValue> {
+    message
+        .application_properties
+        .as_ref()
+        .and_then(|ap| ap.0.get(name))
+}
+
+fn prop_str<'a>(message: &'a Message<Body<Value>>, name: &str) -> Option<&'a str> {
+    match prop(message, name)? {
+        SimpleValue::String(s) => Some(s.as_str()),
+        SimpleValue::Symbol(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn body_text(body: &Body<Value>) -> Option<String> {
+    match body {
+        Body::Value(v) => match &v.0 {
+            Value::String(s) => Some(s.clone()),
+            Value::Binary(b) => String::from_utf8(b.to_vec()).ok(),
+            _ => None,
+        },
+        Body::Data(batch) => {
+            let bytes: Vec<u8> = batch.iter().flat_map(|d| d.0.iter().copied()).collect();
+            String::from_utf8(bytes).ok()
+        }
+        _ => None,
+    }
+}
+
+fn reply(request: &Message<Body<Value>>, status: i32, description: &str, body: Value) -> Reply {
+    let correlation = request
+        .properties
+        .as_ref()
+        .and_then(|p| p.message_id.clone());
+    let mut props = OrderedMap::new();
+    props.insert("status-code".to_string(), SimpleValue::Int(status));
+    props.insert(
+        "status-description".to_string(),
+        SimpleValue::String(description.to_string()),
+    );
+    Message::builder()
+        .properties(Properties {
+            correlation_id: correlation,
+            ..Default::default()
+        })
+        .application_properties(ApplicationProperties(props))
+        .value(body)
+        .build()
+}
+
+async fn serve_requests(
+    state: Arc<EhState>,
+    conn: Arc<ConnState>,
+    mut receiver: fe2o3_amqp::Receiver,
+    node: Node,
+) {
+    loop {
+        let delivery = match receiver.recv::<Body<Value>>().await {
+            Ok(d) => d,
+            Err(_) => break,
+        };
+        let info = DeliveryInfo::from(&delivery);
+        if receiver.accept(info).await.is_err() {
+            break;
+        }
+        let message = delivery.into_message();
+        let answer = match node {
+            Node::Cbs => put_token(&state, &conn, &message).await,
+            Node::Management => management(&state, &message),
+        };
+        let reply_to = message
+            .properties
+            .as_ref()
+            .and_then(|p| p.reply_to.clone())
+            .unwrap_or_default();
+        // The reply link may attach just after the request link; wait briefly.
+        let mut tx = None;
+        for _ in 0..50 {
+            tx = conn
+                .replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&reply_to)
+                .cloned();
+            if tx.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(answer).await;
+            }
+            None => tracing::debug!(reply_to, "no reply link for a sandbox AMQP request"),
+        }
+    }
+}
+
+async fn put_token(state: &EhState, conn: &ConnState, message: &Message<Body<Value>>) -> Reply {
+    state.stats.put_tokens.fetch_add(1, Ordering::Relaxed);
+    if prop_str(message, "operation") != Some("put-token") {
+        return reply(message, 400, "Only put-token is supported.", Value::Null);
+    }
+    match state.shared.faults.next(Service::EventHubsCbs) {
+        Some(Fault::RefuseToken) => {
+            return reply(message, 401, "Unauthorized (sandbox fault).", Value::Null)
+        }
+        Some(Fault::Status { status, .. }) => {
+            return reply(message, i32::from(status), "Sandbox fault.", Value::Null)
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Drop) | None => {}
+    }
+    let name = prop_str(message, "name").unwrap_or_default().to_string();
+    let Some((namespace, hub, _)) = parse_path(&name) else {
+        return reply(
+            message,
+            400,
+            &format!("The put-token name '{name}' is not an amqps://{{namespace}}/{{hub}} path."),
+            Value::Null,
+        );
+    };
+    if prop_str(message, "type") != Some("jwt") {
+        return reply(
+            message,
+            400,
+            "Only type=jwt tokens are accepted (no SAS).",
+            Value::Null,
+        );
+    }
+    let token = body_text(&message.body).unwrap_or_default();
+    match state.verify_token(&token, &namespace) {
+        Ok(claims) => {
+            conn.authorized
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(normalize(&name), claims);
+            reply(message, 202, "Accepted", Value::Null)
+        }
+        Err(d) => {
+            state.stats.refused.fetch_add(1, Ordering::Relaxed);
+            let (status, _) = d.status_and_subcode();
+            reply(
+                message,
+                i32::from(status),
+                &d.detail(&namespace, &hub),
+                Value::Null,
+            )
+        }
+    }
+}
+
+fn management(state: &EhState, message: &Message<Body<Value>>) -> Reply {
+    let operation = prop_str(message, "operation").unwrap_or_default();
+    let kind = prop_str(message, "type").unwrap_or_default();
+    let hub = prop_str(message, "name")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if operation != "READ" || kind != "com.microsoft:eventhub" {
+        return reply(
+            message,
+            400,
+            "The sandbox serves READ of com.microsoft:eventhub only.",
+            Value::Null,
+        );
+    }
+    // The management node is per namespace; find the hub in any namespace
+    // the request's token may address.
+    let token = prop_str(message, "security_token").unwrap_or_default();
+    let claims = match state.shared.issuer.verify(token, super::AUDIENCES, 0) {
+        Ok(c) => c,
+        Err(r) => return reply(message, 401, &r.to_string(), Value::Null),
+    };
+    let found = {
+        let ns = state.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        ns.values()
+            .filter(|n| n.tenant_id.eq_ignore_ascii_case(&claims.tid))
+            .find_map(|n| n.hubs.get(&hub).map(|h| h.partitions))
+    };
+    let Some(partitions) = found else {
+        return reply(
+            message,
+            404,
+            &format!("The messaging entity '{hub}' could not be found."),
+            Value::Null,
+        );
+    };
+    let mut map = OrderedMap::new();
+    map.insert(Value::String("name".into()), Value::String(hub.clone()));
+    map.insert(
+        Value::String("type".into()),
+        Value::String("com.microsoft:eventhub".into()),
+    );
+    map.insert(
+        Value::String("created_at".into()),
+        Value::Timestamp(Timestamp::from_milliseconds(now_secs() * 1000)),
+    );
+    map.insert(
+        Value::String("partition_count".into()),
+        Value::Int(partitions as i32),
+    );
+    map.insert(
+        Value::String("partition_ids".into()),
+        Value::Array(
+            (0..partitions)
+                .map(|p| Value::String(p.to_string()))
+                .collect::<Vec<_>>()
+                .into(),
+        ),
+    );
+    reply(message, 200, "OK", Value::Map(map))
+}
+
+fn simple_text(v: &SimpleValue) -> String {
+    match v {
+        SimpleValue::String(s) => s.clone(),
+        SimpleValue::Symbol(s) => s.as_str().to_string(),
+        SimpleValue::Bool(b) => b.to_string(),
+        SimpleValue::Int(i) => i.to_string(),
+        SimpleValue::Long(i) => i.to_string(),
+        SimpleValue::Uint(i) => i.to_string(),
+        SimpleValue::Ulong(i) => i.to_string(),
+        SimpleValue::Double(d) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn message_id_text(id: &MessageId) -> String {
+    match id {
+        MessageId::String(s) => s.clone(),
+        MessageId::Ulong(n) => n.to_string(),
+        MessageId::Uuid(u) => format!("{u:?}"),
+        MessageId::Binary(b) => format!("{b:?}"),
+    }
+}
+
+fn body_bytes(body: &Body<Value>) -> Vec<u8> {
+    match body {
+        Body::Data(batch) => batch.iter().flat_map(|d| d.0.iter().copied()).collect(),
+        Body::Value(v) => match &v.0 {
+            Value::Binary(b) => b.to_vec(),
+            Value::String(s) => s.clone().into_bytes(),
+            other => format!("{other:?}").into_bytes(),
+        },
+        other => format!("{other:?}").into_bytes(),
+    }
+}
+
+fn to_event(message: &Message<Body<Value>>, envelope_key: Option<&str>) -> IncomingEvent {
+    let partition_key = message
+        .message_annotations
+        .as_ref()
+        .and_then(|a| {
+            a.0.iter().find_map(|(k, v)| match (k, v) {
+                (
+                    fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(s),
+                    Value::String(key),
+                ) if s.as_str() == "x-opt-partition-key" => Some(key.clone()),
+                _ => None,
+            })
+        })
+        .or_else(|| envelope_key.map(str::to_string));
+    IncomingEvent {
+        body: body_bytes(&message.body),
+        partition_key,
+        properties: message
+            .application_properties
+            .as_ref()
+            .map(|ap| {
+                ap.0.iter()
+                    .map(|(k, v)| (k.clone(), simple_text(v)))
+                    .collect::<BTreeMap<_, _>>()
+            })
+            .unwrap_or_default(),
+        content_type: message
+            .properties
+            .as_ref()
+            .and_then(|p| p.content_type.as_ref())
+            .map(|c| c.as_str().to_string()),
+        message_id: message
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_id.as_ref())
+            .map(message_id_text),
+    }
+}
+
+/// The events of one transfer: the inner messages of a batch envelope, or
+/// the message itself.
+fn events_of(
+    message: &Message<Body<Value>>,
+    format: Option<u32>,
+) -> Result<Vec<IncomingEvent>, String> {
+    if format != Some(BATCH_MESSAGE_FORMAT) {
+        return Ok(vec![to_event(message, None)]);
+    }
+    let envelope = to_event(message, None);
+    let Body::Data(sections) = &message.body else {
+        return Err("a batch envelope must carry data sections".into());
+    };
+    sections
+        .iter()
+        .map(|d| {
+            serde_amqp::from_slice::<
+                fe2o3_amqp::types::messaging::message::__private::Deserializable<
+                    Message<Body<Value>>,
+                >,
+            >(&d.0)
+            .map(|inner| to_event(&inner.0, envelope.partition_key.as_deref()))
+            .map_err(|e| format!("a batched message could not be decoded: {e}"))
+        })
+        .collect()
+}
+
+fn covering_claims(conn: &ConnState, path: &str) -> Option<AccessClaims> {
+    let authorized = conn.authorized.lock().unwrap_or_else(|e| e.into_inner());
+    let path = normalize(path);
+    authorized
+        .iter()
+        .filter(|(p, _)| path == **p || path.starts_with(&format!("{p}/")))
+        .map(|(_, c)| c.clone())
+        .max_by_key(|c| c.exp)
+}
+
+async fn serve_sender_link(
+    state: Arc<EhState>,
+    conn: Arc<ConnState>,
+    mut receiver: fe2o3_amqp::Receiver,
+    address: String,
+) {
+    let Some((namespace, hub, partition)) = parse_path(&address) else {
+        let _ = receiver
+            .close_with_error(amqp_error(
+                AmqpError::NotFound,
+                format!("The sandbox expects amqps://{{namespace}}/{{hub}}[/Partitions/{{n}}], not '{address}'."),
+            ))
+            .await;
+        return;
+    };
+    let partition = match partition.map(|p| state.check_partition(&namespace, &hub, &p)) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(d)) => {
+            let _ = receiver
+                .close_with_error(amqp_error(AmqpError::NotFound, d.detail(&namespace, &hub)))
+                .await;
+            return;
+        }
+    };
+    // Attach: the path must be authorized by a put-token, and its principal
+    // must hold a sending role.
+    let refusal = match covering_claims(&conn, &address) {
+        None => Some(amqp_error(
+            AmqpError::UnauthorizedAccess,
+            format!("Unauthorized access: no put-token authorizes '{address}'."),
+        )),
+        Some(claims) => match state.check_send_role(&claims, &namespace, &hub) {
+            Ok(()) => None,
+            Err(Denial::NoHub(h)) | Err(Denial::NoNamespace(h)) => Some(amqp_error(
+                AmqpError::NotFound,
+                Denial::NoHub(h).detail(&namespace, &hub),
+            )),
+            Err(d) => Some(amqp_error(
+                AmqpError::UnauthorizedAccess,
+                d.detail(&namespace, &hub),
+            )),
+        },
+    };
+    if let Some(err) = refusal {
+        state.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let _ = receiver.close_with_error(err).await;
+        return;
+    }
+    loop {
+        let delivery = match receiver.recv::<Body<Value>>().await {
+            Ok(d) => d,
+            Err(_) => break,
+        };
+        let info = DeliveryInfo::from(&delivery);
+        let format = *delivery.message_format();
+        match state.shared.faults.next(Service::EventHubsAmqp) {
+            Some(Fault::Status { status, .. }) => {
+                let err = if status == 503 {
+                    custom(
+                        "com.microsoft:server-busy",
+                        "The server is busy. Please retry the operation (sandbox fault).".into(),
+                    )
+                } else {
+                    amqp_error(
+                        AmqpError::InternalError,
+                        "The service encountered an internal error (sandbox fault).".into(),
+                    )
+                };
+                if receiver.reject(info, err).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(Fault::Drop) => {
+                // Detach without settling: the transfer was not stored.
+                let _ = receiver
+                    .close_with_error(amqp_error(
+                        LinkError::DetachForced,
+                        "The link was detached (sandbox fault).".into(),
+                    ))
+                    .await;
+                return;
+            }
+            Some(Fault::RefuseToken) => {
+                let err = amqp_error(
+                    AmqpError::UnauthorizedAccess,
+                    "Unauthorized (sandbox fault).".into(),
+                );
+                if receiver.reject(info, err).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+            None => {}
+        }
+        let outcome = accept_transfer(
+            &state,
+            &conn,
+            &address,
+            &namespace,
+            &hub,
+            partition,
+            delivery.message(),
+            format,
+        );
+        let sent = match outcome {
+            Ok(()) => receiver.accept(info).await,
+            Err(err) => {
+                state.stats.refused.fetch_add(1, Ordering::Relaxed);
+                receiver.reject(info, err).await
+            }
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn accept_transfer(
+    state: &EhState,
+    conn: &ConnState,
+    address: &str,
+    namespace: &str,
+    hub: &str,
+    partition: Option<u32>,
+    message: &Message<Body<Value>>,
+    format: Option<u32>,
+) -> Result<(), definitions::Error> {
+    let claims = covering_claims(conn, address).ok_or_else(|| {
+        amqp_error(
+            AmqpError::UnauthorizedAccess,
+            format!("Unauthorized access: no put-token authorizes '{address}'."),
+        )
+    })?;
+    if claims.exp <= now_secs() {
+        return Err(amqp_error(
+            AmqpError::UnauthorizedAccess,
+            format!(
+                "ExpiredToken: The token is expired. Expiration time: '{}'. Send a new token \
+                 with put-token.",
+                claims.exp
+            ),
+        ));
+    }
+    state
+        .check_send_role(&claims, namespace, hub)
+        .map_err(|d| amqp_error(AmqpError::UnauthorizedAccess, d.detail(namespace, hub)))?;
+    let events = events_of(message, format).map_err(|e| amqp_error(AmqpError::DecodeError, e))?;
+    let size: usize = events.iter().map(|e| e.body.len()).sum();
+    if size as u64 > MAX_MESSAGE_SIZE {
+        return Err(amqp_error(
+            LinkError::MessageSizeExceeded,
+            format!(
+                "The received message (size {size} bytes) exceeds the limit ({MAX_MESSAGE_SIZE} \
+                 bytes) currently allowed on the link."
+            ),
+        ));
+    }
+    state
+        .store(
+            namespace,
+            hub,
+            partition,
+            events,
+            &claims.appid,
+            Protocol::Amqp,
+        )
+        .map_err(|d| amqp_error(AmqpError::NotFound, d.detail(namespace, hub)))
+}

@@ -1,0 +1,552 @@
+//! The sandbox's Event Hubs service: namespaces owned by a tenant, Azure RBAC
+//! on them, and the two protocols a producer speaks — AMQP 1.0 with CBS
+//! ([`amqp`]) and the HTTPS REST API ([`https`]).
+//!
+//! This is where the resource owner's side of scenario 1a is enforced. A
+//! namespace belongs to one tenant; a token is accepted only if it verifies
+//! against the identity provider's JWKS, names Event Hubs as its audience, is
+//! within its lifetime, was issued by **the namespace's tenant**, and its
+//! `oid` (the service principal in that tenant) holds "Azure Event Hubs Data
+//! Sender" (or Owner) on the namespace. A token from the partner's home
+//! tenant fails the tenant check and is answered as the real service answers
+//! it: `401 SubCode=40100`.
+//!
+//! Accepted events are stored with their partition (a stable hash of the
+//! partition key, or round robin), properties and enqueue order, for tests
+//! to read ([`EventHubsSandbox::events`]) and for tools through the HTTPS
+//! inspection endpoint `GET /$sandbox/events/{hub}` of a namespace.
+//!
+//! Not modelled: consumers, checkpoints, capture, SAS keys (this project
+//! exists to avoid them), geo-replication.
+
+pub mod amqp;
+pub mod https;
+
+use super::jwt::{now_secs, AccessClaims, TokenRejection};
+use super::Shared;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The largest event or batch a Standard-tier namespace accepts (1 MB).
+pub const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+
+/// Audiences Event Hubs accepts in a token.
+pub const AUDIENCES: &[&str] = &[
+    "https://eventhubs.azure.net",
+    "https://servicebus.azure.net",
+];
+
+/// The Azure RBAC data roles of Event Hubs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// "Azure Event Hubs Data Sender": may send.
+    DataSender,
+    /// "Azure Event Hubs Data Receiver": may receive, not send.
+    DataReceiver,
+    /// "Azure Event Hubs Data Owner": may do everything.
+    DataOwner,
+}
+
+impl Role {
+    /// The role's name as Azure shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::DataSender => "Azure Event Hubs Data Sender",
+            Role::DataReceiver => "Azure Event Hubs Data Receiver",
+            Role::DataOwner => "Azure Event Hubs Data Owner",
+        }
+    }
+
+    fn may_send(self) -> bool {
+        matches!(self, Role::DataSender | Role::DataOwner)
+    }
+}
+
+/// How an event reached the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// AMQP 1.0.
+    Amqp,
+    /// The HTTPS REST API.
+    Https,
+}
+
+/// An event the sandbox accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The namespace host, e.g. `contoso-telemetry.servicebus.windows.net`.
+    pub namespace: String,
+    /// The Event Hub.
+    pub hub: String,
+    /// The partition it was stored in.
+    pub partition: u32,
+    /// Its sequence number within the partition (from 0).
+    pub sequence_number: u64,
+    /// The payload.
+    pub body: Vec<u8>,
+    /// The partition key it was sent with.
+    pub partition_key: Option<String>,
+    /// Application (user) properties, as text.
+    pub properties: BTreeMap<String, String>,
+    /// The content type it was sent with.
+    pub content_type: Option<String>,
+    /// The message id it was sent with.
+    pub message_id: Option<String>,
+    /// The `appid` of the token that sent it.
+    pub sender_app_id: String,
+    /// The protocol it came by.
+    pub protocol: Protocol,
+}
+
+impl StoredEvent {
+    /// The body as UTF-8 text, if it is.
+    pub fn body_text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
+    }
+}
+
+/// An event as a protocol front end hands it to the store.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IncomingEvent {
+    pub body: Vec<u8>,
+    pub partition_key: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Hub {
+    partitions: u32,
+    next_sequence: Vec<u64>,
+    round_robin: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Namespace {
+    tenant_id: String,
+    hubs: HashMap<String, Hub>,
+    /// Service-principal object id → roles.
+    assignments: HashMap<String, Vec<Role>>,
+}
+
+/// Why the service refused a request, with the sub-code Event Hubs puts in
+/// `401 SubCode=…` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The token was refused (bad signature, audience, lifetime, form).
+    Token(TokenRejection),
+    /// The token is valid but issued by another tenant than the namespace's.
+    WrongTenant {
+        /// The token's tenant.
+        token_tenant: String,
+    },
+    /// The principal holds no role that allows the operation.
+    MissingRole {
+        /// The principal's object id.
+        object_id: String,
+        /// The principal's app id.
+        app_id: String,
+    },
+    /// No such namespace.
+    NoNamespace(String),
+    /// No such Event Hub.
+    NoHub(String),
+    /// No such partition.
+    NoPartition(String),
+}
+
+impl Denial {
+    /// The HTTP status and Event Hubs sub-code (`0` where there is none).
+    pub fn status_and_subcode(&self) -> (u16, u32) {
+        match self {
+            Denial::Token(TokenRejection::Missing) => (401, 40102),
+            Denial::Token(TokenRejection::InvalidSignature(_)) => (401, 40103),
+            Denial::Token(TokenRejection::InvalidAudience { .. }) => (401, 40104),
+            Denial::Token(TokenRejection::Malformed(_)) => (401, 40105),
+            Denial::Token(TokenRejection::Expired) => (401, 40106),
+            Denial::Token(TokenRejection::InvalidIssuer(_)) => (401, 40103),
+            Denial::WrongTenant { .. } | Denial::MissingRole { .. } => (401, 40100),
+            Denial::NoNamespace(_) | Denial::NoHub(_) => (404, 0),
+            Denial::NoPartition(_) => (400, 0),
+        }
+    }
+
+    /// The detail text, shaped like the service's.
+    pub fn detail(&self, namespace: &str, hub: &str) -> String {
+        let (status, sub) = self.status_and_subcode();
+        let what = match self {
+            Denial::Token(r) => format!("{r}"),
+            Denial::WrongTenant { token_tenant } => format!(
+                "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
+                 The token was issued by tenant {token_tenant}, which does not own the namespace."
+            ),
+            Denial::MissingRole { app_id, .. } => format!(
+                "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
+                 Principal of app {app_id} holds no data role that allows sending."
+            ),
+            Denial::NoNamespace(n) => format!("The messaging entity '{n}' could not be found."),
+            Denial::NoHub(h) => {
+                format!("The messaging entity 'sb://{namespace}/{h}' could not be found.")
+            }
+            Denial::NoPartition(p) => format!("The partition '{p}' is not valid for '{hub}'."),
+        };
+        let tracking = azure_core::Uuid::new_v4();
+        if sub != 0 {
+            format!(
+                "SubCode={sub}: {what} Resource: 'sb://{namespace}/{hub}'. TrackingId:{tracking}, \
+                 SystemTracker:{namespace}:eventhub:{hub}"
+            )
+        } else {
+            format!("{status}: {what} TrackingId:{tracking}")
+        }
+    }
+}
+
+/// Counters of the Event Hubs service, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct EventHubsStats {
+    /// CBS put-token requests received.
+    pub put_tokens: AtomicU64,
+    /// AMQP connections accepted.
+    pub amqp_connections: AtomicU64,
+    /// HTTPS send requests received.
+    pub https_requests: AtomicU64,
+    /// Transfers or requests refused.
+    pub refused: AtomicU64,
+}
+
+pub(crate) struct EhState {
+    pub(crate) shared: Shared,
+    namespaces: RwLock<HashMap<String, Namespace>>,
+    events: Mutex<Vec<StoredEvent>>,
+    pub(crate) stats: EventHubsStats,
+}
+
+impl EhState {
+    /// Verifies a token for sending to `namespace`/`hub`.
+    pub(crate) fn authorize_send(
+        &self,
+        token: &str,
+        namespace: &str,
+        hub: &str,
+    ) -> Result<AccessClaims, Denial> {
+        let claims = self.verify_token(token, namespace)?;
+        self.check_send_role(&claims, namespace, hub)?;
+        Ok(claims)
+    }
+
+    /// Signature, audience, lifetime and the namespace's tenant; not the role
+    /// (CBS checks the role when a link attaches, as the service does).
+    pub(crate) fn verify_token(
+        &self,
+        token: &str,
+        namespace: &str,
+    ) -> Result<AccessClaims, Denial> {
+        let tenant = {
+            let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+            ns.get(&namespace.to_ascii_lowercase())
+                .map(|n| n.tenant_id.clone())
+                .ok_or_else(|| Denial::NoNamespace(namespace.to_string()))?
+        };
+        let claims = self
+            .shared
+            .issuer
+            .verify(token, AUDIENCES, 0)
+            .map_err(Denial::Token)?;
+        if !claims.tid.eq_ignore_ascii_case(&tenant) {
+            return Err(Denial::WrongTenant {
+                token_tenant: claims.tid,
+            });
+        }
+        Ok(claims)
+    }
+
+    pub(crate) fn check_send_role(
+        &self,
+        claims: &AccessClaims,
+        namespace: &str,
+        hub: &str,
+    ) -> Result<(), Denial> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let n = ns
+            .get(&namespace.to_ascii_lowercase())
+            .ok_or_else(|| Denial::NoNamespace(namespace.to_string()))?;
+        if !n.hubs.contains_key(&hub.to_ascii_lowercase()) {
+            return Err(Denial::NoHub(hub.to_string()));
+        }
+        let allowed = n
+            .assignments
+            .get(&claims.oid)
+            .is_some_and(|roles| roles.iter().any(|r| r.may_send()));
+        if !allowed {
+            return Err(Denial::MissingRole {
+                object_id: claims.oid.clone(),
+                app_id: claims.appid.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a partition id against the hub.
+    pub(crate) fn check_partition(
+        &self,
+        namespace: &str,
+        hub: &str,
+        partition: &str,
+    ) -> Result<u32, Denial> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let count = ns
+            .get(&namespace.to_ascii_lowercase())
+            .and_then(|n| n.hubs.get(&hub.to_ascii_lowercase()))
+            .map(|h| h.partitions)
+            .ok_or_else(|| Denial::NoHub(hub.to_string()))?;
+        partition
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p < count)
+            .ok_or_else(|| Denial::NoPartition(partition.to_string()))
+    }
+
+    /// The partition count of a hub.
+    pub(crate) fn partition_count(&self, namespace: &str, hub: &str) -> Option<u32> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        ns.get(&namespace.to_ascii_lowercase())
+            .and_then(|n| n.hubs.get(&hub.to_ascii_lowercase()))
+            .map(|h| h.partitions)
+    }
+
+    /// Stores accepted events atomically: all of them, in order, or none.
+    pub(crate) fn store(
+        &self,
+        namespace: &str,
+        hub: &str,
+        partition: Option<u32>,
+        events: Vec<IncomingEvent>,
+        sender_app_id: &str,
+        protocol: Protocol,
+    ) -> Result<(), Denial> {
+        let mut ns = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        let h = ns
+            .get_mut(&namespace.to_ascii_lowercase())
+            .and_then(|n| n.hubs.get_mut(&hub.to_ascii_lowercase()))
+            .ok_or_else(|| Denial::NoHub(hub.to_string()))?;
+        let mut stored = Vec::with_capacity(events.len());
+        for e in events {
+            let p = match (partition, &e.partition_key) {
+                (Some(p), _) => p,
+                (None, Some(key)) => partition_for_key(key, h.partitions),
+                (None, None) => {
+                    h.round_robin = h.round_robin.wrapping_add(1);
+                    (h.round_robin % u64::from(h.partitions)) as u32
+                }
+            };
+            let seq = &mut h.next_sequence[p as usize];
+            stored.push(StoredEvent {
+                namespace: namespace.to_ascii_lowercase(),
+                hub: hub.to_ascii_lowercase(),
+                partition: p,
+                sequence_number: *seq,
+                body: e.body,
+                partition_key: e.partition_key,
+                properties: e.properties,
+                content_type: e.content_type,
+                message_id: e.message_id,
+                sender_app_id: sender_app_id.to_string(),
+                protocol,
+            });
+            *seq += 1;
+        }
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(stored);
+        Ok(())
+    }
+}
+
+/// The partition a key maps to: FNV-1a of the key's UTF-8 bytes, modulo the
+/// partition count. Stable across runs and processes (the real service uses
+/// its own hash; what matters for tests is that one key always lands in one
+/// partition).
+pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(partitions.max(1))) as u32
+}
+
+/// The running Event Hubs service.
+pub struct EventHubsSandbox {
+    state: Arc<EhState>,
+    amqp: amqp::AmqpListener,
+    https: super::tls::HttpsServer,
+}
+
+impl std::fmt::Debug for EventHubsSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventHubsSandbox")
+            .field("amqps", &self.amqp.tls_addr)
+            .field("amqp", &self.amqp.plain_addr)
+            .field("https", &self.https.addr)
+            .finish()
+    }
+}
+
+impl EventHubsSandbox {
+    /// Starts the AMQP (TLS and plain) and HTTPS listeners on loopback.
+    pub async fn start(shared: &Shared) -> std::io::Result<Self> {
+        let state = Arc::new(EhState {
+            shared: shared.clone(),
+            namespaces: RwLock::new(HashMap::new()),
+            events: Mutex::new(Vec::new()),
+            stats: EventHubsStats::default(),
+        });
+        let amqp = amqp::AmqpListener::start(state.clone()).await?;
+        let https = https::serve(state.clone()).await?;
+        Ok(Self { state, amqp, https })
+    }
+
+    /// Creates a namespace owned by `tenant_id` and returns its host name,
+    /// `{name}.servicebus.windows.net`.
+    pub fn create_namespace(&self, tenant_id: &str, name: &str) -> String {
+        let host = if name.contains('.') {
+            name.to_ascii_lowercase()
+        } else {
+            format!("{}.servicebus.windows.net", name.to_ascii_lowercase())
+        };
+        self.state
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                host.clone(),
+                Namespace {
+                    tenant_id: tenant_id.to_ascii_lowercase(),
+                    hubs: HashMap::new(),
+                    assignments: HashMap::new(),
+                },
+            );
+        host
+    }
+
+    /// Creates an Event Hub with `partitions` partitions (at least 1).
+    pub fn create_hub(&self, namespace: &str, hub: &str, partitions: u32) -> bool {
+        let partitions = partitions.max(1);
+        let mut ns = self
+            .state
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match ns.get_mut(&namespace.to_ascii_lowercase()) {
+            Some(n) => {
+                n.hubs.insert(
+                    hub.to_ascii_lowercase(),
+                    Hub {
+                        partitions,
+                        next_sequence: vec![0; partitions as usize],
+                        round_robin: 0,
+                    },
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The resource owner's step: assigns `role` on the namespace to the
+    /// service principal with `object_id` ("az role assignment create").
+    pub fn assign_role(&self, namespace: &str, object_id: &str, role: Role) -> bool {
+        let mut ns = self
+            .state
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match ns.get_mut(&namespace.to_ascii_lowercase()) {
+            Some(n) => {
+                let roles = n.assignments.entry(object_id.to_string()).or_default();
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every role of `object_id` on the namespace.
+    pub fn revoke_roles(&self, namespace: &str, object_id: &str) {
+        let mut ns = self
+            .state
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = ns.get_mut(&namespace.to_ascii_lowercase()) {
+            n.assignments.remove(object_id);
+        }
+    }
+
+    /// Every event stored in `namespace`/`hub`, in enqueue order.
+    pub fn events(&self, namespace: &str, hub: &str) -> Vec<StoredEvent> {
+        let (ns, hub) = (namespace.to_ascii_lowercase(), hub.to_ascii_lowercase());
+        self.state
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.namespace == ns && e.hub == hub)
+            .cloned()
+            .collect()
+    }
+
+    /// How many events are stored in all namespaces.
+    pub fn event_count(&self) -> usize {
+        self.state
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// The AMQP-over-TLS endpoint, `amqps://127.0.0.1:{port}`: a producer's
+    /// custom endpoint (the namespace host stays the token audience). The
+    /// client must trust the sandbox CA.
+    pub fn amqps_endpoint(&self) -> url::Url {
+        self.amqp.tls_url()
+    }
+
+    /// The plain AMQP endpoint, `amqp://127.0.0.1:{port}` (loopback only).
+    pub fn amqp_endpoint(&self) -> url::Url {
+        self.amqp.plain_url()
+    }
+
+    /// The HTTPS endpoint, `https://127.0.0.1:{port}/`. Requests name the
+    /// namespace in the `Host` header, so a client keeps the real namespace
+    /// URL and only redirects the address.
+    pub fn https_endpoint(&self) -> url::Url {
+        self.https.url()
+    }
+
+    /// TLS connections accepted by the HTTPS listener.
+    pub fn https_connections(&self) -> u64 {
+        self.https.connections.get()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EventHubsStats {
+        &self.state.stats
+    }
+
+    /// CBS put-token requests so far.
+    pub fn put_tokens(&self) -> u64 {
+        self.state.stats.put_tokens.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since the epoch, as the service sees it.
+    pub fn now(&self) -> i64 {
+        now_secs()
+    }
+}
