@@ -202,10 +202,14 @@ impl InvalidInput {
 /// Shortens a user-supplied value for an error message and escapes control
 /// characters, so a CR/LF in a value cannot forge log lines.
 pub(crate) fn shorten(value: &str) -> String {
-    const MAX: usize = 120;
+    shorten_to(value, 120)
+}
+
+/// [`shorten`] to `max` characters.
+pub(crate) fn shorten_to(value: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in value.chars().enumerate() {
-        if i == MAX {
+        if i == max {
             out.push('…');
             break;
         }

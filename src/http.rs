@@ -21,6 +21,7 @@ pub struct HttpSettings {
     connect_timeout: Duration,
     request_timeout: Duration,
     retry: ExponentialRetryOptions,
+    resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -30,6 +31,7 @@ impl std::fmt::Debug for HttpSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
+            .field("resolve", &self.resolve)
             .finish()
     }
 }
@@ -48,6 +50,7 @@ impl Default for HttpSettings {
                 max_total_elapsed: azure_core::time::Duration::seconds(30),
                 max_delay: azure_core::time::Duration::seconds(10),
             },
+            resolve: Vec::new(),
         }
     }
 }
@@ -108,10 +111,21 @@ impl HttpSettings {
         &self.retry
     }
 
+    /// Connects to `addr` whenever a URL names `host`, keeping `host` for
+    /// TLS verification and the `Host` header: how a client reaches a proxy
+    /// or the sandbox while requests still name the real service.
+    pub fn resolve(&mut self, host: &str, addr: std::net::SocketAddr) {
+        self.resolve.push((host.to_ascii_lowercase(), addr));
+    }
+
     /// A `reqwest` client: rustls with the platform verifier plus the extra
     /// roots, HTTP keep-alive, the timeouts above.
     pub(crate) fn reqwest_client(&self) -> Result<reqwest::Client, Error> {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (host, addr) in &self.resolve {
+            builder = builder.resolve(host, *addr);
+        }
+        builder
             .tls_certs_merge(self.extra_roots.iter().cloned())
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)

@@ -113,3 +113,23 @@ pub fn eventhubs_namespace(w: &World) -> String {
     assert!(eh.assign_role(&ns, &sp.object_id, Role::DataSender));
     ns
 }
+
+/// A sender to the resource owner's hub `telemetry` over `transport`,
+/// pointed at the sandbox (plain AMQP on loopback, or HTTPS with its CA).
+pub async fn sender<T: serde::Serialize>(
+    w: &World,
+    ns: &str,
+    credential: std::sync::Arc<CrossTenantCredential>,
+    transport: crosstenant::eventhubs::Transport,
+) -> Result<crosstenant::eventhubs::EventHubSender<T>, crosstenant::Error> {
+    use crosstenant::eventhubs::{EventHubSender, Transport};
+    let endpoint = match transport {
+        Transport::Https => w.sandbox.eventhubs().https_endpoint().to_string(),
+        _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
+    };
+    EventHubSender::<T>::builder(ns, "telemetry", credential)
+        .transport(transport)
+        .endpoint(endpoint)
+        .open()
+        .await
+}

@@ -221,7 +221,7 @@ fn text_of(v: &serde_json::Value) -> String {
     }
 }
 
-fn parse_events(headers: &HeaderMap, body: Bytes) -> Result<Vec<IncomingEvent>, Response> {
+fn parse_events(headers: &HeaderMap, body: Bytes) -> Result<Vec<IncomingEvent>, Box<Response>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|h| h.to_str().ok())
@@ -229,13 +229,16 @@ fn parse_events(headers: &HeaderMap, body: Bytes) -> Result<Vec<IncomingEvent>, 
         .to_ascii_lowercase();
     if content_type.starts_with(BATCH_CONTENT_TYPE) {
         let items: Vec<BatchItem> = serde_json::from_slice(&body).map_err(|e| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 &format!("The batch is not a JSON array of events: {e}"),
-            )
+            ))
         })?;
         if items.is_empty() {
-            return Err(error(StatusCode::BAD_REQUEST, "The batch is empty."));
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "The batch is empty.",
+            )));
         }
         return Ok(items
             .into_iter()
@@ -257,10 +260,10 @@ fn parse_events(headers: &HeaderMap, body: Bytes) -> Result<Vec<IncomingEvent>, 
     }
     let bp: BrokerProperties = match headers.get("brokerproperties") {
         Some(v) => serde_json::from_slice(v.as_bytes()).map_err(|e| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 &format!("The BrokerProperties header is not valid JSON: {e}"),
-            )
+            ))
         })?,
         None => BrokerProperties::default(),
     };
@@ -318,7 +321,7 @@ async fn send(
     }
     let mut events = match parse_events(&headers, body) {
         Ok(e) => e,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let partition = match &target {
         Target::Hub => None,

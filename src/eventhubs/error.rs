@@ -1,0 +1,186 @@
+//! Why a send to Event Hubs failed, in the partner's terms.
+//!
+//! Event Hubs answers a refused token with `401 SubCode=…` over HTTPS and
+//! `amqp:unauthorized-access` over AMQP. The cross-tenant case that matters
+//! most, `SubCode=40100`, means one of two things the **resource owner** must
+//! fix, and [`EventHubsError::Unauthorized`] names both, with the tenant and
+//! app read from the token that was refused.
+
+/// Why a send to Event Hubs failed. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventHubsError {
+    /// `401 SubCode=40100` / `amqp:unauthorized-access`: the namespace
+    /// refused a valid token.
+    #[error(
+        "Event Hubs namespace {namespace} refused the token of app {app_id} issued by tenant \
+         {token_tenant} for hub `{hub}` (401 SubCode=40100 unauthorized). The resource owner must \
+         check two things: (1) the namespace belongs to tenant {token_tenant} — a token from the \
+         partner's home tenant or any other tenant is refused, so request it at the resource \
+         owner's authority; (2) the service principal of app {app_id} in that tenant holds \
+         \"Azure Event Hubs Data Sender\" on the namespace or hub (az role assignment create \
+         --assignee {app_id} --role \"Azure Event Hubs Data Sender\" --scope <namespace resource \
+         id>). Service said: {detail}"
+    )]
+    Unauthorized {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
+        /// The `tid` of the refused token.
+        token_tenant: String,
+        /// The `appid` of the refused token.
+        app_id: String,
+        /// The service's own words.
+        detail: String,
+    },
+
+    /// A token problem the service named with its own sub-code: 40102
+    /// missing, 40103 invalid signature, 40104 invalid audience, 40105
+    /// malformed, 40106 expired.
+    #[error("Event Hubs namespace {namespace} refused the token (401 SubCode={subcode}): {hint}. Service said: {detail}")]
+    TokenRejected {
+        /// The namespace host.
+        namespace: String,
+        /// The sub-code.
+        subcode: u32,
+        /// What it means and what to do.
+        hint: String,
+        /// The service's own words.
+        detail: String,
+    },
+
+    /// `403`: the operation is forbidden (quota, disabled entity, IP rules).
+    #[error("Event Hubs namespace {namespace} forbade the send to `{hub}` (403): {detail}")]
+    Forbidden {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
+        /// The service's own words.
+        detail: String,
+    },
+
+    /// `404` / `amqp:not-found`: no such Event Hub (or partition).
+    #[error(
+        "Event Hub `{hub}` was not found in namespace {namespace} (404). Check the hub name and \
+         namespace with the resource owner. Service said: {detail}"
+    )]
+    NotFound {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
+        /// The service's own words.
+        detail: String,
+    },
+
+    /// An event (or the smallest batch holding it) is over the size limit.
+    /// Refused before anything was sent when the SDK can tell, or answered
+    /// `413` / `amqp:link:message-size-exceeded` by the service.
+    #[error(
+        "event {index} is {size} bytes encoded, over the {limit}-byte limit of an Event Hubs \
+         event; nothing was sent. Split the payload, compress it, or store it elsewhere and send \
+         a reference"
+    )]
+    TooLarge {
+        /// The event's position in the call.
+        index: usize,
+        /// Its encoded size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+
+    /// An event could not be serialized; nothing was sent.
+    #[error("event {index} could not be serialized to JSON ({reason}); nothing was sent")]
+    Serialize {
+        /// The event's position in the call.
+        index: usize,
+        /// What serde said.
+        reason: String,
+    },
+
+    /// `503` / `com.microsoft:server-busy`, after the retries ran out.
+    #[error(
+        "Event Hubs namespace {namespace} is busy (503 server busy) and retries ran out: {detail}"
+    )]
+    ServerBusy {
+        /// The namespace host.
+        namespace: String,
+        /// The service's own words.
+        detail: String,
+    },
+
+    /// Another answer from the service, or a connection failure.
+    #[error("sending to Event Hub `{hub}` in {namespace} failed{}: {detail}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Service {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
+        /// The HTTP status, if there was one.
+        status: Option<u16>,
+        /// What happened.
+        detail: String,
+        /// Whether trying again later may succeed.
+        transient: bool,
+    },
+
+    /// Some events were accepted and the rest were not. Events are sent in
+    /// order, batch by batch: the first `accepted` of the call's events are
+    /// stored by the service; those from `accepted` on were **not**.
+    #[error(
+        "{accepted} of {total} events were accepted; events {accepted}..{total} were not: {cause}"
+    )]
+    NotAccepted {
+        /// How many events, from the start of the call, were accepted.
+        accepted: usize,
+        /// How many events the call had.
+        total: usize,
+        /// Why the rest were not.
+        cause: Box<EventHubsError>,
+    },
+}
+
+impl EventHubsError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EventHubsError::ServerBusy { .. } => true,
+            EventHubsError::Service { transient, .. } => *transient,
+            EventHubsError::NotAccepted { cause, .. } => cause.is_transient(),
+            EventHubsError::TokenRejected { subcode, .. } => *subcode == 40106,
+            _ => false,
+        }
+    }
+
+    /// The events of the call that were not accepted, as a range of their
+    /// positions (all of them, unless the error is
+    /// [`EventHubsError::NotAccepted`]).
+    pub fn not_accepted(&self, total: usize) -> std::ops::Range<usize> {
+        match self {
+            EventHubsError::NotAccepted {
+                accepted, total, ..
+            } => *accepted..*total,
+            _ => 0..total,
+        }
+    }
+
+    /// The hint for an Event Hubs token sub-code.
+    pub(crate) fn subcode_hint(subcode: u32) -> &'static str {
+        match subcode {
+            40102 => "no token was presented; the credential returned an empty token",
+            40103 => {
+                "the token's signature is invalid: it was not issued by Entra ID for this cloud, \
+                 or was altered"
+            }
+            40104 => {
+                "the token's audience is wrong: request the scope https://eventhubs.azure.net/.default"
+            }
+            40105 => "the token is malformed: pass an Entra ID access token, not an id token or SAS",
+            40106 => "the token has expired: it is refreshed and the send retried once",
+            _ => "the token was refused",
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The HTTPS transport: Event Hubs' REST API through `azure_core`'s pipeline.
+//!
+//! `POST https://{ns}/{hub}/messages?timeout=60&api-version=2014-01` (or
+//! `/partitions/{id}/messages`) with `Authorization: Bearer <token>`. One
+//! event goes as the raw body (`application/atom+xml;type=entry;charset=utf-8`)
+//! with `BrokerProperties` and its properties as headers; several go as
+//! `application/vnd.microsoft.servicebus.json` batches of at most the size
+//! limit. The pipeline pools connections (keep-alive) and retries 408, 429,
+//! 5xx and I/O failures with bounded backoff; a `401 SubCode=40106` gets one
+//! fresh token and one retry. Every batch is planned before the first is
+//! sent, so an event that cannot fit fails the call with nothing sent.
+
+use super::{EventHubsError, Prepared, SendOptions, SenderCredential, Target};
+use crate::error::{Error, InvalidInput};
+use crate::http::HttpSettings;
+use azure_core::http::{Method, Pipeline, PipelineSendOptions, Request};
+use url::Url;
+
+const SINGLE_CONTENT_TYPE: &str = "application/atom+xml;type=entry;charset=utf-8";
+const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json";
+
+/// One planned request: body, headers, and how many events it carries.
+struct Planned {
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+    count: usize,
+}
+
+pub(crate) struct HttpsBackend {
+    target: Target,
+    credential: SenderCredential,
+    pipeline: Pipeline,
+    base: Url,
+}
+
+impl HttpsBackend {
+    pub(crate) async fn open(
+        target: Target,
+        credential: SenderCredential,
+        endpoint: Option<Url>,
+        mut http: HttpSettings,
+    ) -> Result<Self, Error> {
+        let mut base = format!("https://{}/", target.namespace);
+        if let Some(e) = &endpoint {
+            // Connect to the endpoint, but keep naming the namespace: TLS is
+            // verified for it and the service routes on the Host header.
+            let host = e.host_str().unwrap_or_default().to_string();
+            let port = e.port_or_known_default().unwrap_or(443);
+            let addr = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    Error::from(InvalidInput::new(
+                        "endpoint",
+                        e.as_str(),
+                        "its host does not resolve; give a reachable https://host:port",
+                    ))
+                })?;
+            http.resolve(&target.namespace, addr);
+            base = format!("https://{}:{port}/", target.namespace);
+        }
+        let base = Url::parse(&base).map_err(|e| {
+            Error::from(InvalidInput::new(
+                "namespace",
+                &target.namespace,
+                format!("it does not form a URL ({e})"),
+            ))
+        })?;
+        let pipeline = Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            http.client_options()?,
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        Ok(Self {
+            target,
+            credential,
+            pipeline,
+            base,
+        })
+    }
+
+    fn url(&self, options: &SendOptions) -> Result<Url, Error> {
+        let path = match &options.partition_id {
+            Some(p) => format!("{}/partitions/{p}/messages", self.target.hub),
+            None => format!("{}/messages", self.target.hub),
+        };
+        let mut url = self.base.join(&path).map_err(|e| {
+            Error::from(InvalidInput::new(
+                "hub",
+                &self.target.hub,
+                format!("it does not form a URL path ({e})"),
+            ))
+        })?;
+        url.query_pairs_mut()
+            .append_pair("timeout", "60")
+            .append_pair("api-version", "2014-01");
+        Ok(url)
+    }
+
+    pub(crate) async fn send(
+        &self,
+        events: &[Prepared],
+        options: &SendOptions,
+    ) -> Result<(), Error> {
+        let url = self.url(options)?;
+        let limit = self.target.max_message_size;
+        // Plan every request before sending any.
+        let requests: Vec<Planned> = if events.len() == 1 {
+            let e = &events[0].event;
+            if e.body.len() as u64 > limit {
+                return Err(too_large(0, e.body.len() as u64, limit));
+            }
+            let mut broker = serde_json::Map::new();
+            if let Some(k) = &options.partition_key {
+                broker.insert("PartitionKey".into(), k.clone().into());
+            }
+            if let Some(id) = &e.message_id {
+                broker.insert("MessageId".into(), id.clone().into());
+            }
+            let mut headers = vec![("content-type".to_string(), SINGLE_CONTENT_TYPE.to_string())];
+            if !broker.is_empty() {
+                headers.push((
+                    "brokerproperties".to_string(),
+                    serde_json::Value::Object(broker).to_string(),
+                ));
+            }
+            for (k, v) in &e.properties {
+                headers.push((k.to_ascii_lowercase(), v.clone()));
+            }
+            vec![Planned {
+                body: e.body.clone(),
+                headers,
+                count: 1,
+            }]
+        } else {
+            self.plan_batches(events, options)?
+        };
+        let total = events.len();
+        let mut accepted = 0;
+        for Planned {
+            body,
+            headers,
+            count,
+        } in requests
+        {
+            if let Err(e) = self.post(&url, &body, &headers).await {
+                return Err(Error::EventHubs(Box::new(if accepted == 0 {
+                    e
+                } else {
+                    EventHubsError::NotAccepted {
+                        accepted,
+                        total,
+                        cause: Box::new(e),
+                    }
+                })));
+            }
+            accepted += count;
+        }
+        Ok(())
+    }
+
+    fn plan_batches(
+        &self,
+        events: &[Prepared],
+        options: &SendOptions,
+    ) -> Result<Vec<Planned>, Error> {
+        let limit = self.target.max_message_size as usize;
+        let mut items = Vec::with_capacity(events.len());
+        for (index, p) in events.iter().enumerate() {
+            let e = &p.event;
+            let body = std::str::from_utf8(&e.body).map_err(|_| {
+                Error::from(InvalidInput::new(
+                    "event body",
+                    &format!("event {index} ({} bytes)", e.body.len()),
+                    "the HTTPS batch format carries text bodies only; send binary events over \
+                     AMQP (Transport::Amqp) or one at a time",
+                ))
+            })?;
+            let mut item = serde_json::Map::new();
+            item.insert("Body".into(), body.into());
+            if !e.properties.is_empty() {
+                item.insert(
+                    "UserProperties".into(),
+                    serde_json::to_value(&e.properties).unwrap_or_default(),
+                );
+            }
+            let mut broker = serde_json::Map::new();
+            if let Some(k) = &options.partition_key {
+                broker.insert("PartitionKey".into(), k.clone().into());
+            }
+            if let Some(id) = &e.message_id {
+                broker.insert("MessageId".into(), id.clone().into());
+            }
+            if !broker.is_empty() {
+                item.insert("BrokerProperties".into(), broker.into());
+            }
+            let encoded = serde_json::Value::Object(item).to_string().into_bytes();
+            // `[` + item + `]`: the smallest batch that holds it.
+            if encoded.len() + 2 > limit {
+                return Err(too_large(index, encoded.len() as u64 + 2, limit as u64));
+            }
+            items.push(encoded);
+        }
+        let headers = vec![("content-type".to_string(), BATCH_CONTENT_TYPE.to_string())];
+        let mut out = Vec::new();
+        let mut body = vec![b'['];
+        let mut count = 0;
+        for item in items {
+            if count > 0 && body.len() + 1 + item.len() + 1 > limit {
+                body.push(b']');
+                out.push(Planned {
+                    body: std::mem::replace(&mut body, vec![b'[']),
+                    headers: headers.clone(),
+                    count,
+                });
+                count = 0;
+            }
+            if count > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&item);
+            count += 1;
+        }
+        body.push(b']');
+        out.push(Planned {
+            body,
+            headers,
+            count,
+        });
+        Ok(out)
+    }
+
+    /// One request, with one fresh-token retry after an expired-token 401.
+    async fn post(
+        &self,
+        url: &Url,
+        body: &[u8],
+        headers: &[(String, String)],
+    ) -> Result<(), EventHubsError> {
+        let mut retried = false;
+        loop {
+            let token = self.credential.token().await.map_err(|e| {
+                self.target.error(
+                    None,
+                    format!("no token for Event Hubs: {e}"),
+                    e.is_transient(),
+                )
+            })?;
+            let mut request = Request::new(url.clone(), Method::Post);
+            request.insert_header("authorization", format!("Bearer {}", token.token.secret()));
+            for (k, v) in headers {
+                request.insert_header(k.clone(), v.clone());
+            }
+            request.set_body(body.to_vec());
+            let response = self
+                .pipeline
+                .send(
+                    &azure_core::http::Context::new(),
+                    &mut request,
+                    Some(PipelineSendOptions {
+                        skip_checks: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(|e| {
+                    self.target
+                        .error(None, format!("the request did not complete: {e}"), true)
+                })?;
+            let status = u16::from(response.status());
+            if status == 201 || (200..300).contains(&status) {
+                return Ok(());
+            }
+            let detail = detail_of(response.body());
+            let subcode = subcode_of(&detail);
+            if status == 401 && matches!(subcode, Some(40106)) && !retried {
+                retried = true;
+                self.credential.invalidate(&token);
+                continue;
+            }
+            return Err(self.explain(status, subcode, detail).await);
+        }
+    }
+
+    async fn explain(&self, status: u16, subcode: Option<u32>, detail: String) -> EventHubsError {
+        let t = &self.target;
+        match (status, subcode) {
+            (401, Some(40100)) | (401, None) => {
+                let (token_tenant, app_id) = self.credential.token_identity().await;
+                EventHubsError::Unauthorized {
+                    namespace: t.namespace.clone(),
+                    hub: t.hub.clone(),
+                    token_tenant,
+                    app_id,
+                    detail,
+                }
+            }
+            (401, Some(code)) => EventHubsError::TokenRejected {
+                namespace: t.namespace.clone(),
+                subcode: code,
+                hint: EventHubsError::subcode_hint(code).into(),
+                detail,
+            },
+            (403, _) => EventHubsError::Forbidden {
+                namespace: t.namespace.clone(),
+                hub: t.hub.clone(),
+                detail,
+            },
+            (404, _) => EventHubsError::NotFound {
+                namespace: t.namespace.clone(),
+                hub: t.hub.clone(),
+                detail,
+            },
+            (413, _) => t.error(Some(413), detail, false),
+            (503, _) => EventHubsError::ServerBusy {
+                namespace: t.namespace.clone(),
+                detail,
+            },
+            (s, _) => t.error(Some(s), detail, s == 408 || s == 429 || s >= 500),
+        }
+    }
+}
+
+fn too_large(index: usize, size: u64, limit: u64) -> Error {
+    Error::EventHubs(Box::new(EventHubsError::TooLarge { index, size, limit }))
+}
+
+/// The text of `<Error><Code/><Detail>…</Detail></Error>`, or the body.
+fn detail_of(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let detail = match (text.find("<Detail>"), text.find("</Detail>")) {
+        (Some(a), Some(b)) if b > a => &text[a + "<Detail>".len()..b],
+        _ => text.as_ref(),
+    };
+    crate::error::shorten_to(
+        &detail
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+        600,
+    )
+}
+
+/// `SubCode=40100` → 40100.
+fn subcode_of(detail: &str) -> Option<u32> {
+    let rest = &detail[detail.find("SubCode=")? + "SubCode=".len()..];
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_detail_and_subcode_are_read() {
+        let body = b"<Error><Code>401</Code><Detail>SubCode=40100: Unauthorized : x &amp; y</Detail></Error>";
+        let d = detail_of(body);
+        assert!(d.starts_with("SubCode=40100: Unauthorized : x & y"), "{d}");
+        assert_eq!(subcode_of(&d), Some(40100));
+        assert_eq!(subcode_of("no code"), None);
+    }
+}

@@ -1,0 +1,393 @@
+//! Typed Event Hubs senders against the sandbox namespace, over AMQP and
+//! HTTPS: the seed story of scenario 1a, the 40100 refusals and their
+//! explanation, partition routing, batching by size, oversized events,
+//! faults and token expiry.
+#![cfg(feature = "sandbox")]
+
+mod common;
+
+use common::{eventhubs_namespace, sender, world};
+use crosstenant::eventhubs::{Event, EventHubSender, EventHubsError, SendOptions, Transport};
+use crosstenant::sandbox::eventhubs::{partition_for_key, Protocol};
+use crosstenant::sandbox::faults::{Fault, Service};
+use crosstenant::Error;
+use serde::Serialize;
+use std::collections::HashSet;
+
+#[derive(Debug, Serialize)]
+struct Reading {
+    device: String,
+    seq: usize,
+    celsius: f64,
+}
+
+fn reading(seq: usize) -> Reading {
+    Reading {
+        device: "device-7".into(),
+        seq,
+        celsius: 21.5,
+    }
+}
+
+const BOTH: [Transport; 2] = [Transport::Amqp, Transport::Https];
+
+fn eventhubs_error(err: &Error) -> &EventHubsError {
+    match err {
+        Error::EventHubs(e) => e,
+        other => panic!("expected an Event Hubs error, got: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn resource_tenant_token_is_accepted_and_stored_on_both_transports() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    for transport in BOTH {
+        let s = sender::<Reading>(&w, &ns, w.credential(), transport)
+            .await
+            .unwrap();
+        s.send(&reading(1)).await.unwrap();
+        s.send_batch(&[reading(2), reading(3)], SendOptions::default())
+            .await
+            .unwrap();
+    }
+    let events = w.sandbox.eventhubs().events(&ns, "telemetry");
+    assert_eq!(events.len(), 6);
+    let protocols: Vec<_> = events.iter().map(|e| e.protocol).collect();
+    assert_eq!(
+        protocols.iter().filter(|p| **p == Protocol::Amqp).count(),
+        3
+    );
+    assert_eq!(
+        protocols.iter().filter(|p| **p == Protocol::Https).count(),
+        3
+    );
+    for e in &events {
+        assert_eq!(e.sender_app_id, w.app.app_id);
+        let v: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
+        assert_eq!(v["device"], "device-7");
+    }
+    let amqp = events
+        .iter()
+        .find(|e| e.protocol == Protocol::Amqp)
+        .unwrap();
+    assert_eq!(amqp.content_type.as_deref(), Some("application/json"));
+}
+
+#[tokio::test]
+async fn home_tenant_token_is_rejected_with_40100_and_explained() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    // The classic mistake: asking the partner's own tenant for the token.
+    let home = w
+        .builder(&w.partner.id)
+        .client_secret(&w.secret)
+        .build()
+        .unwrap();
+    for transport in BOTH {
+        let s = sender::<Reading>(&w, &ns, home.clone(), transport)
+            .await
+            .unwrap();
+        let err = s.send(&reading(1)).await.unwrap_err();
+        match eventhubs_error(&err) {
+            EventHubsError::Unauthorized {
+                token_tenant,
+                app_id,
+                namespace,
+                ..
+            } => {
+                assert_eq!(token_tenant, &w.partner.id, "{transport:?}");
+                assert_eq!(app_id, &w.app.app_id);
+                assert_eq!(namespace, &ns);
+            }
+            other => panic!("{transport:?}: expected Unauthorized, got {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("40100"), "{text}");
+        assert!(text.contains("Azure Event Hubs Data Sender"), "{text}");
+        assert!(text.contains(&w.partner.id), "{text}");
+    }
+    assert!(w.sandbox.eventhubs().events(&ns, "telemetry").is_empty());
+}
+
+#[tokio::test]
+async fn a_principal_without_the_data_sender_role_is_rejected() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let sp = w
+        .sandbox
+        .directory()
+        .service_principal(&w.owner.id, &w.app.app_id)
+        .unwrap();
+    w.sandbox.eventhubs().revoke_roles(&ns, &sp.object_id);
+    for transport in BOTH {
+        let s = sender::<Reading>(&w, &ns, w.credential(), transport)
+            .await
+            .unwrap();
+        let err = s.send(&reading(1)).await.unwrap_err();
+        match eventhubs_error(&err) {
+            EventHubsError::Unauthorized { token_tenant, .. } => {
+                assert_eq!(token_tenant, &w.owner.id, "{transport:?}")
+            }
+            other => panic!("{transport:?}: expected Unauthorized, got {other}"),
+        }
+    }
+    assert!(w.sandbox.eventhubs().events(&ns, "telemetry").is_empty());
+}
+
+#[tokio::test]
+async fn partition_key_routing_is_stable_across_calls_and_transports() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    for transport in BOTH {
+        let s = sender::<Reading>(&w, &ns, w.credential(), transport)
+            .await
+            .unwrap();
+        for call in 0..3 {
+            s.send_batch(
+                &[reading(call), reading(call + 100)],
+                SendOptions::partition_key("device-7"),
+            )
+            .await
+            .unwrap();
+        }
+        s.send_batch(&[reading(9)], SendOptions::partition_id("2"))
+            .await
+            .unwrap();
+    }
+    let events = w.sandbox.eventhubs().events(&ns, "telemetry");
+    let expected = partition_for_key("device-7", 4);
+    let keyed: Vec<_> = events
+        .iter()
+        .filter(|e| e.partition_key.as_deref() == Some("device-7"))
+        .collect();
+    assert_eq!(keyed.len(), 12);
+    assert!(keyed.iter().all(|e| e.partition == expected));
+    let pinned: Vec<_> = events
+        .iter()
+        .filter(|e| e.partition_key.is_none())
+        .collect();
+    assert_eq!(pinned.len(), 2);
+    assert!(pinned.iter().all(|e| e.partition == 2));
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limit_is_split_and_every_event_lands_exactly_once() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let payload = "x".repeat(1000);
+    for (t, transport) in BOTH.into_iter().enumerate() {
+        let s = sender::<serde_json::Value>(&w, &ns, w.credential(), transport)
+            .await
+            .unwrap();
+        // ~2.5 MB: at least three service batches.
+        let events: Vec<Event> = (0..2500)
+            .map(|i| Event::new(format!("{t}-{i}-{payload}")).with_message_id(format!("{t}-{i}")))
+            .collect();
+        s.send_raw(events, SendOptions::partition_key("bulk"))
+            .await
+            .unwrap();
+    }
+    let events = w.sandbox.eventhubs().events(&ns, "telemetry");
+    assert_eq!(events.len(), 5000);
+    let ids: HashSet<_> = events
+        .iter()
+        .map(|e| e.message_id.clone().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5000, "no duplicates");
+    // In order within the partition, per transport.
+    for t in 0..2 {
+        let seq: Vec<usize> = events
+            .iter()
+            .filter_map(|e| {
+                e.message_id
+                    .as_ref()?
+                    .strip_prefix(&format!("{t}-"))?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        assert_eq!(seq, (0..2500).collect::<Vec<_>>());
+    }
+    // Both transports needed more than one request to carry it.
+    assert!(
+        w.sandbox
+            .eventhubs()
+            .stats()
+            .https_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 3
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_event_is_refused_before_anything_is_sent() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    for transport in BOTH {
+        let s = sender::<serde_json::Value>(&w, &ns, w.credential(), transport)
+            .await
+            .unwrap();
+        let events = vec![
+            Event::new("small"),
+            Event::new(vec![b'y'; 1024 * 1024 + 1]),
+            Event::new("small too"),
+        ];
+        let err = s
+            .send_raw(events, SendOptions::default())
+            .await
+            .unwrap_err();
+        match eventhubs_error(&err) {
+            EventHubsError::TooLarge { index, limit, size } => {
+                assert_eq!(*index, 1, "{transport:?}");
+                assert_eq!(*limit, 1024 * 1024);
+                assert!(*size > *limit);
+            }
+            other => panic!("{transport:?}: expected TooLarge, got {other}"),
+        }
+        assert!(err.to_string().contains("nothing was sent"));
+    }
+    assert!(w.sandbox.eventhubs().events(&ns, "telemetry").is_empty());
+}
+
+#[tokio::test]
+async fn a_hub_that_does_not_exist_is_a_not_found_error() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    for transport in BOTH {
+        let endpoint = match transport {
+            Transport::Https => w.sandbox.eventhubs().https_endpoint().to_string(),
+            _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
+        };
+        let s = EventHubSender::<Reading>::builder(&ns, "no-such-hub", w.credential())
+            .transport(transport)
+            .endpoint(endpoint)
+            .open()
+            .await
+            .unwrap();
+        let err = s.send(&reading(1)).await.unwrap_err();
+        assert!(
+            matches!(eventhubs_error(&err), EventHubsError::NotFound { .. }),
+            "{transport:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn busy_answers_are_retried_and_the_event_lands_once() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let faults = w.sandbox.faults();
+    faults.inject(
+        Service::EventHubsHttps,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        2,
+    );
+    faults.inject(
+        Service::EventHubsAmqp,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        2,
+    );
+    for transport in BOTH {
+        let s = sender::<Reading>(&w, &ns, w.credential(), transport)
+            .await
+            .unwrap();
+        s.send(&reading(1)).await.unwrap();
+    }
+    assert_eq!(faults.fired(), 4);
+    assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 2);
+}
+
+#[tokio::test]
+async fn https_sends_reuse_one_kept_alive_connection() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    for i in 0..50 {
+        s.send(&reading(i)).await.unwrap();
+    }
+    assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 50);
+    let handshakes = w.sandbox.eventhubs().https_connections();
+    assert!(handshakes <= 2, "{handshakes} TLS handshakes for 50 sends");
+}
+
+#[tokio::test]
+async fn a_token_that_expires_during_a_long_amqp_run_is_renewed_with_no_event_lost() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    w.sandbox.identity().set_token_lifetime(3);
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Amqp)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < std::time::Duration::from_secs(7) {
+        s.send_batch(&[reading(sent), reading(sent + 1)], SendOptions::default())
+            .await
+            .unwrap();
+        sent += 2;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let events = w.sandbox.eventhubs().events(&ns, "telemetry");
+    assert_eq!(events.len(), sent, "every event accepted once, none lost");
+    // The namespace did refuse the expired token at least once, and a new
+    // token was put: the refusal was recovered from, not avoided.
+    let refused = w
+        .sandbox
+        .eventhubs()
+        .stats()
+        .refused
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(refused >= 1, "the token never expired under the sender");
+    assert!(w.sandbox.eventhubs().put_tokens() >= 2);
+    assert!(w.sandbox.identity().stats().tokens_issued() >= 2);
+}
+
+#[tokio::test]
+async fn bad_sender_input_is_refused_before_any_request() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let err = EventHubSender::<Reading>::builder("", "telemetry", w.credential())
+        .open()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("namespace"), "{err}");
+    let err = EventHubSender::<Reading>::builder(&ns, "bad/hub", w.credential())
+        .open()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("hub"), "{err}");
+    let err = EventHubSender::<Reading>::builder(&ns, "telemetry", w.credential())
+        .endpoint("amqp://evil.example.com:5672")
+        .open()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    let err = s
+        .send_raw(
+            vec![Event::new("x").with_property("note", "a\r\nInjected: yes")],
+            SendOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert_eq!(
+        w.sandbox
+            .eventhubs()
+            .stats()
+            .https_requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
