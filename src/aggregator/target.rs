@@ -28,11 +28,33 @@ impl NamedClient {
     /// A client whose path id and App ID URI are given separately, for App
     /// ID URIs the path id cannot be derived from (such as
     /// `https://contoso.com/clientXYZ`).
+    ///
+    /// An `api://{name}` URI must name the same client as the path
+    /// (`api://clientXYZ` only with path id `clientXYZ`), so a slip cannot
+    /// send client X's token on client Y's path; `api://{application id}`
+    /// and other URIs are taken as given.
     pub fn new(path_id: &str, app_id_uri: &str) -> Result<Self, Error> {
         check_client_id(path_id)?;
+        let app_id_uri = app_id_uri_of("client App ID URI", app_id_uri)?;
+        if let Some(name) = app_id_uri.strip_prefix("api://") {
+            if !name.contains('/')
+                && !crate::tenant::is_guid(name)
+                && !name.eq_ignore_ascii_case(path_id)
+            {
+                return Err(InvalidInput::new(
+                    "client App ID URI",
+                    &app_id_uri,
+                    format!(
+                        "it names client {name}, not client {path_id} of the path; the \
+                         secondary token for one client must never travel on another's path"
+                    ),
+                )
+                .into());
+            }
+        }
         Ok(Self {
             path_id: path_id.to_string(),
-            app_id_uri: app_id_uri_of("client App ID URI", app_id_uri)?,
+            app_id_uri,
         })
     }
 
@@ -259,6 +281,8 @@ mod tests {
         assert_eq!(c.app_id_uri(), format!("api://{g}"));
         let c = NamedClient::new("clientXYZ", "https://contoso.com/clientXYZ/.default").unwrap();
         assert_eq!(c.scope(), "https://contoso.com/clientXYZ/.default");
+        assert!(NamedClient::new("clientABC", "api://clientXYZ").is_err());
+        NamedClient::new("clientABC", &format!("api://{g}")).unwrap();
         for bad in [
             "api://contoso.com/clientXYZ",
             "https://contoso.com/x",
