@@ -63,6 +63,9 @@ pub const DEFAULT_SECONDARY_TOKEN_HEADER: &str = "X-Secondary-Token";
 
 /// How long an excerpt of an answer kept in an error may be.
 const EXCERPT: usize = 200;
+/// How long a `ForbidReason` or `WWW-Authenticate` challenge kept in an
+/// error may be: long enough for a sentence naming apps and roles.
+const REASON: usize = 600;
 
 /// Where tokens come from. [`CrossTenantCredential`] is preferred: its cache
 /// can drop a token the API rejected, so a `401` is retried with a fresh one.
@@ -555,7 +558,7 @@ impl ClientHandle {
                     let challenge = response
                         .headers()
                         .get_optional_str(&HeaderName::from_static("www-authenticate"))
-                        .map(|c| crate::error::shorten(&scrub(c)));
+                        .map(|c| clip(&scrub(c), REASON));
                     if rejected.is_some() {
                         return Err(self.unauthorized(&method_text, &url_text, challenge, true));
                     }
@@ -572,7 +575,7 @@ impl ClientHandle {
                         .and_then(|v| {
                             v.get("ForbidReason")
                                 .and_then(|r| r.as_str())
-                                .map(|r| crate::error::shorten(&scrub(r)))
+                                .map(|r| clip(&scrub(r), REASON))
                         });
                     return Err(AggregatorError::Forbidden {
                         method: method_text,
@@ -585,15 +588,11 @@ impl ClientHandle {
                 }
                 _ => {
                     let text = String::from_utf8_lossy(bytes);
-                    let mut excerpt = scrub(&text);
-                    if excerpt.chars().count() > EXCERPT {
-                        excerpt = excerpt.chars().take(EXCERPT).collect::<String>() + "…";
-                    }
                     return Err(AggregatorError::Status {
                         method: method_text,
                         url: url_text,
                         status,
-                        excerpt: crate::error::shorten(&excerpt),
+                        excerpt: clip(&scrub(&text), EXCERPT),
                     }
                     .into());
                 }
@@ -626,6 +625,24 @@ fn token_error(purpose: TokenPurpose, scope: &str, source: Error) -> Error {
         source: Box::new(source),
     }
     .into()
+}
+
+/// Text from an answer, fit for an error: at most `max` characters, control
+/// characters escaped so a CR/LF cannot forge log lines.
+fn clip(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// An error and its causes on one line.
