@@ -37,9 +37,8 @@
 //! refresh and one retry; 408, 429 and 5xx are retried with bounded backoff
 //! by `azure_core`'s retry policy ([`crate::HttpSettings`]).
 //!
-//! Not here: the API side. The sandbox's API
-//! ([`crate::sandbox::api`](../sandbox/api/index.html), feature `sandbox`)
-//! shows how an API must verify both tokens.
+//! Not here: the API side. The sandbox's API (`sandbox::api`, feature
+//! `sandbox`) shows how an API must verify both tokens.
 
 mod error;
 mod target;

@@ -234,8 +234,8 @@ impl AggregatorApi {
                 app.app_id.clone(),
             ],
         });
-        d.app(&app.app_id)
-            .ok_or_else(|| DirectoryError::NoApp(app.app_id))
+        // The registration as it now stands, with its URI and roles.
+        Ok(d.app(&app.app_id).unwrap_or(app))
     }
 
     /// Registers client `name` in the API's tenant: an app exposing
@@ -264,8 +264,8 @@ impl AggregatorApi {
             .unwrap_or_else(|e| e.into_inner());
         clients.insert(name.to_string(), entry.clone());
         clients.insert(app.app_id.clone(), entry);
-        d.app(&app.app_id)
-            .ok_or_else(|| DirectoryError::NoApp(app.app_id))
+        // The registration as it now stands, with its URI and roles.
+        Ok(d.app(&app.app_id).unwrap_or(app))
     }
 
     /// The API's tenant grants `app_id` (an aggregator's or a client's app)
@@ -555,7 +555,7 @@ fn authorize(
         )));
     }
     let client_role = access.client_role(&client.name);
-    if !b.roles.iter().any(|r| *r == client_role) {
+    if !b.roles.contains(&client_role) {
         return Err(forbidden(format!(
             "client {} granted app {} the roles [{}], not {client_role}, which this call needs",
             client.name,
