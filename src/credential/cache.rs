@@ -119,8 +119,9 @@ impl TokenCache {
     }
 
     /// Drops the cached token of `scopes` if it is `rejected`, so the next
-    /// call fetches a new one (after a service refused it with 401).
-    pub(crate) fn invalidate(&self, scopes: &[&str], rejected: &str) {
+    /// call fetches a new one (after a service refused it with 401). Returns
+    /// whether it was cached (and is now dropped).
+    pub(crate) fn invalidate(&self, scopes: &[&str], rejected: &str) -> bool {
         let entry = self.entry(scopes);
         let mut slot = entry.slot.write().unwrap_or_else(|e| e.into_inner());
         if slot
@@ -128,7 +129,9 @@ impl TokenCache {
             .is_some_and(|c| c.token.token.secret() == rejected)
         {
             *slot = None;
+            return true;
         }
+        false
     }
 
     /// A token for `scopes`, from the cache or from `fetch`.

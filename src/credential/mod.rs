@@ -371,6 +371,7 @@ impl CrossTenantCredentialBuilder {
                 check_audience: self.check_audience,
                 resolved: tokio::sync::OnceCell::new(),
                 cache: cache::TokenCache::default(),
+                renew_source: std::sync::atomic::AtomicBool::new(false),
             }),
         }))
     }
@@ -378,7 +379,9 @@ impl CrossTenantCredentialBuilder {
 
 struct Resolved {
     tenant_id: String,
-    source: Arc<dyn TokenCredential>,
+    /// Replaced after [`CrossTenantCredential::invalidate`]: azure_identity
+    /// keeps its own cache, which would hand the rejected token back.
+    source: std::sync::RwLock<Arc<dyn TokenCredential>>,
 }
 
 struct Inner {
@@ -390,6 +393,9 @@ struct Inner {
     check_audience: bool,
     resolved: tokio::sync::OnceCell<Resolved>,
     cache: cache::TokenCache,
+    /// Set when a cached token was invalidated; the next fetch starts from
+    /// a fresh azure_identity credential.
+    renew_source: std::sync::atomic::AtomicBool,
 }
 
 /// Tokens from the resource owner's tenant for the partner's multi-tenant
@@ -482,9 +488,15 @@ impl CrossTenantCredential {
     /// request gets a new one. For a service's `401` on a token the cache
     /// still considered valid.
     pub fn invalidate(&self, scope: &str, rejected: &AccessToken) {
-        self.inner
+        if self
+            .inner
             .cache
-            .invalidate(&[scope], rejected.token.secret());
+            .invalidate(&[scope], rejected.token.secret())
+        {
+            self.inner
+                .renew_source
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 
@@ -515,7 +527,10 @@ impl Inner {
                     ResourceTenant::Domain(domain) => self.discover(domain).await?,
                 };
                 let source = self.source(&tenant_id)?;
-                Ok::<_, Error>(Resolved { tenant_id, source })
+                Ok::<_, Error>(Resolved {
+                    tenant_id,
+                    source: std::sync::RwLock::new(source),
+                })
             })
             .await
     }
@@ -621,8 +636,19 @@ impl Inner {
         let method_options = ClientMethodOptions {
             context: azure_core::http::Context::new().with_value(answer.clone()),
         };
-        let token = resolved
+        if self
+            .renew_source
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let fresh = self.source(&resolved.tenant_id)?;
+            *resolved.source.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        }
+        let source = resolved
             .source
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let token = source
             .get_token(&[scope], Some(TokenRequestOptions { method_options }))
             .await
             .map_err(|e| {
