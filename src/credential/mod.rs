@@ -371,7 +371,6 @@ impl CrossTenantCredentialBuilder {
                 check_audience: self.check_audience,
                 resolved: tokio::sync::OnceCell::new(),
                 cache: cache::TokenCache::default(),
-                renew_source: std::sync::atomic::AtomicBool::new(false),
             }),
         }))
     }
@@ -379,9 +378,10 @@ impl CrossTenantCredentialBuilder {
 
 struct Resolved {
     tenant_id: String,
-    /// Replaced after [`CrossTenantCredential::invalidate`]: azure_identity
-    /// keeps its own cache, which would hand the rejected token back.
-    source: std::sync::RwLock<Arc<dyn TokenCredential>>,
+    /// azure_core options for the azure_identity credential: the HTTPS
+    /// client (one connection pool for every token request), the authority,
+    /// the policy that keeps Entra's answers.
+    options: azure_core::http::ClientOptions,
 }
 
 struct Inner {
@@ -393,9 +393,6 @@ struct Inner {
     check_audience: bool,
     resolved: tokio::sync::OnceCell<Resolved>,
     cache: cache::TokenCache,
-    /// Set when a cached token was invalidated; the next fetch starts from
-    /// a fresh azure_identity credential.
-    renew_source: std::sync::atomic::AtomicBool,
 }
 
 /// Tokens from the resource owner's tenant for the partner's multi-tenant
@@ -488,15 +485,9 @@ impl CrossTenantCredential {
     /// request gets a new one. For a service's `401` on a token the cache
     /// still considered valid.
     pub fn invalidate(&self, scope: &str, rejected: &AccessToken) {
-        if self
-            .inner
+        self.inner
             .cache
-            .invalidate(&[scope], rejected.token.secret())
-        {
-            self.inner
-                .renew_source
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
+            .invalidate(&[scope], rejected.token.secret());
     }
 }
 
@@ -526,11 +517,8 @@ impl Inner {
                     ResourceTenant::Id(id) => id.clone(),
                     ResourceTenant::Domain(domain) => self.discover(domain).await?,
                 };
-                let source = self.source(&tenant_id)?;
-                Ok::<_, Error>(Resolved {
-                    tenant_id,
-                    source: std::sync::RwLock::new(source),
-                })
+                let options = self.client_options()?;
+                Ok::<_, Error>(Resolved { tenant_id, options })
             })
             .await
     }
@@ -594,8 +582,9 @@ impl Inner {
             })
     }
 
-    /// The azure_identity credential that makes the token requests.
-    fn source(&self, tenant_id: &str) -> Result<Arc<dyn TokenCredential>, Error> {
+    /// Options for the azure_identity credentials, built once: every token
+    /// request shares one HTTPS connection pool.
+    fn client_options(&self) -> Result<azure_core::http::ClientOptions, Error> {
         let mut client_options = self.http.client_options()?;
         let mut custom = azure_core::cloud::CustomConfiguration::default();
         custom.authority_host = self.authority.as_str().trim_end_matches('/').to_string();
@@ -603,6 +592,24 @@ impl Inner {
         client_options
             .per_try_policies
             .push(Arc::new(CaptureEntraAnswer));
+        Ok(client_options)
+    }
+
+    /// The azure_identity credential for one token request.
+    ///
+    /// A new one per request, on purpose: azure_identity keeps its own cache
+    /// and hands a cached token back until five minutes before it expires.
+    /// That would defeat this crate's cache twice over — a refresh ahead of
+    /// expiry, and a retry after a service refused a token
+    /// ([`CrossTenantCredential::invalidate`]), would both get the old token
+    /// back. Token requests are rare (one per scope per token lifetime), and
+    /// the HTTPS client inside `client_options` is shared, so this costs an
+    /// allocation, not a connection.
+    fn source(
+        &self,
+        tenant_id: &str,
+        client_options: azure_core::http::ClientOptions,
+    ) -> Result<Arc<dyn TokenCredential>, Error> {
         let az = |e: azure_core::Error| Error::transport("configuring the credential", e, false);
         let client_id = self.client_id.clone();
         Ok(match &self.auth {
@@ -636,18 +643,7 @@ impl Inner {
         let method_options = ClientMethodOptions {
             context: azure_core::http::Context::new().with_value(answer.clone()),
         };
-        if self
-            .renew_source
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            let fresh = self.source(&resolved.tenant_id)?;
-            *resolved.source.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-        }
-        let source = resolved
-            .source
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let source = self.source(&resolved.tenant_id, resolved.options.clone())?;
         let token = source
             .get_token(&[scope], Some(TokenRequestOptions { method_options }))
             .await

@@ -417,6 +417,16 @@ async fn put_token(state: &EhState, conn: &ConnState, message: &Message<Body<Val
             Value::Null,
         );
     }
+    // As the service does: "Put token failed. status-code: 404,
+    // status-description: The messaging entity … could not be found."
+    if !hub.starts_with('$') && state.partition_count(&namespace, &hub).is_none() {
+        return reply(
+            message,
+            404,
+            &Denial::NoHub(hub.clone()).detail(&namespace, &hub),
+            Value::Null,
+        );
+    }
     let token = body_text(&message.body).unwrap_or_default();
     match state.verify_token(&token, &namespace) {
         Ok(claims) => {
