@@ -13,12 +13,15 @@
 //! - **the aggregator API** ([`api`]): the two-token scheme, with both tokens
 //!   fully verified;
 //! - **faults** ([`faults`]): throttling, 5xx, slow answers, dropped
-//!   connections, refused tokens.
+//!   connections, refused tokens;
+//! - **the demo world** ([`demo`]): both tenants, the partner's app, the
+//!   namespace and the API, set up in one call.
 //!
 //! It is for tests and demos, not production: keys live in memory and are
 //! gone when the process exits.
 
 pub mod api;
+pub mod demo;
 pub mod directory;
 pub mod eventhubs;
 pub mod faults;

@@ -1,0 +1,153 @@
+//! The cross-tenant story, set up in one call: what the quickstart, the CLI's
+//! `sandbox` subcommand, the benches and partner teams' own tests start from.
+//!
+//! - **Fabrikam** (the partner) registers a multi-tenant app,
+//!   `fabrikam-integration`, with a client secret.
+//! - **Contoso** (the resource owner) creates a service principal for that
+//!   client id, owns the Event Hubs namespace `contoso-telemetry` with hub
+//!   `telemetry` (4 partitions), and grants the app "Azure Event Hubs Data
+//!   Sender" on it.
+//! - Contoso also runs the protected API `api://secure-api` (roles `API.Read`,
+//!   `API.Write`), granted to the app in full, and its customer `clientXYZ`
+//!   (`api://clientXYZ`) grants the app only `clientXYZ.Read`.
+//!
+//! The app is both the Event Hubs sender and the aggregator, so one
+//! credential tells the whole story.
+
+use super::api::Access;
+use super::directory::{AppRegistration, Tenant};
+use super::eventhubs::Role;
+use super::{Sandbox, SandboxError};
+use crate::{CrossTenantCredential, Error};
+use std::sync::Arc;
+
+/// The Event Hub of the demo namespace.
+pub const HUB: &str = "telemetry";
+/// The App ID URI of the demo API.
+pub const API_URI: &str = "api://secure-api";
+/// The demo API's customer.
+pub const CLIENT: &str = "clientXYZ";
+/// The Event Hubs scope.
+pub const EVENTHUBS_SCOPE: &str = "https://eventhubs.azure.net/.default";
+
+/// A running sandbox holding the demo world.
+#[derive(Clone)]
+pub struct DemoWorld {
+    /// The sandbox.
+    pub sandbox: Sandbox,
+    /// The partner's tenant (Fabrikam), home of the app.
+    pub partner: Tenant,
+    /// The resource owner's tenant (Contoso).
+    pub owner: Tenant,
+    /// The partner's multi-tenant app.
+    pub app: AppRegistration,
+    /// The namespace host, `contoso-telemetry.servicebus.windows.net`.
+    pub namespace: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for DemoWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoWorld")
+            .field("partner", &self.partner.id)
+            .field("owner", &self.owner.id)
+            .field("app", &self.app.app_id)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn setup(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError(format!("demo set-up: {e}"))
+}
+
+impl DemoWorld {
+    /// Starts a sandbox and sets up the demo world in it.
+    pub async fn start() -> Result<Self, SandboxError> {
+        let sandbox = Sandbox::start().await?;
+        Self::set_up(sandbox)
+    }
+
+    /// Sets up the demo world in a running sandbox.
+    pub fn set_up(sandbox: Sandbox) -> Result<Self, SandboxError> {
+        let d = sandbox.directory();
+        let partner = d.add_tenant("Fabrikam (partner)", &["fabrikam.onmicrosoft.com"]);
+        let owner = d.add_tenant("Contoso (resource owner)", &["contoso.onmicrosoft.com"]);
+        let app = d
+            .register_app(&partner.id, "fabrikam-integration", true)
+            .map_err(setup)?;
+        let secret = d.add_secret(&app.app_id, 365 * 24 * 3600).map_err(setup)?;
+        let sp = d
+            .create_service_principal(&owner.id, &app.app_id)
+            .map_err(setup)?;
+
+        let eh = sandbox.eventhubs();
+        let namespace = eh.create_namespace(&owner.id, "contoso-telemetry");
+        eh.create_hub(&namespace, HUB, 4);
+        eh.assign_role(&namespace, &sp.object_id, Role::DataSender);
+
+        let api = sandbox.api();
+        api.register_api(&owner.id, API_URI).map_err(setup)?;
+        api.register_client(CLIENT).map_err(setup)?;
+        api.grant_api(&app.app_id, &[Access::Read, Access::Write])
+            .map_err(setup)?;
+        api.grant_client(&app.app_id, CLIENT, &[Access::Read])
+            .map_err(setup)?;
+        let app = d.app(&app.app_id).unwrap_or(app);
+        Ok(Self {
+            sandbox,
+            partner,
+            owner,
+            app,
+            namespace,
+            secret,
+        })
+    }
+
+    /// The app's client secret (a sandbox secret: worthless outside it).
+    pub fn client_secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// The app's credential at the **resource owner's** tenant, trusting the
+    /// sandbox CA: the right way.
+    pub fn credential(&self) -> Result<Arc<CrossTenantCredential>, Error> {
+        self.credential_at(&self.owner.id)
+    }
+
+    /// The app's credential at `tenant` (e.g. the partner's own tenant: the
+    /// classic mistake, whose tokens Contoso's services refuse).
+    pub fn credential_at(&self, tenant: &str) -> Result<Arc<CrossTenantCredential>, Error> {
+        CrossTenantCredential::builder()
+            .resource_tenant(tenant)
+            .client_id(&self.app.app_id)
+            .client_secret(&self.secret)
+            .authority_host(self.sandbox.authority_host().as_str())
+            .root_certificates_pem(self.sandbox.ca_pem())
+            .build()
+    }
+
+    /// The environment that points any Azure SDK tool at the demo world, as
+    /// `(name, value)` pairs; `ca_file` is where the caller wrote
+    /// [`Sandbox::ca_pem`]. Contains the demo secret.
+    pub fn environment(&self, ca_file: &str) -> Vec<(&'static str, String)> {
+        let eh = self.sandbox.eventhubs();
+        vec![
+            (
+                "AZURE_AUTHORITY_HOST",
+                self.sandbox.authority_host().to_string(),
+            ),
+            ("AZURE_TENANT_ID", self.owner.id.clone()),
+            ("AZURE_CLIENT_ID", self.app.app_id.clone()),
+            ("AZURE_CLIENT_SECRET", self.secret.clone()),
+            ("SSL_CERT_FILE", ca_file.to_string()),
+            ("EVENTHUBS_NAMESPACE", self.namespace.clone()),
+            ("EVENTHUBS_HUB", HUB.to_string()),
+            ("EVENTHUBS_AMQP_ENDPOINT", eh.amqps_endpoint().to_string()),
+            ("EVENTHUBS_HTTPS_ENDPOINT", eh.https_endpoint().to_string()),
+            ("AGGREGATOR_API_URL", self.sandbox.api().url().to_string()),
+            ("AGGREGATOR_API_SCOPE", format!("{API_URI}/.default")),
+            ("AGGREGATOR_CLIENT", CLIENT.to_string()),
+        ]
+    }
+}
