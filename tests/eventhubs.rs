@@ -391,3 +391,94 @@ async fn bad_sender_input_is_refused_before_any_request() {
         0
     );
 }
+
+/// A credential that first hands out a token that has already expired (as a
+/// clock-skewed or stale cache would), then good ones.
+#[derive(Debug)]
+struct StaleFirst {
+    issuer: crosstenant::sandbox::jwt::TokenIssuer,
+    claims: crosstenant::sandbox::jwt::AccessClaims,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for StaleFirst {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let now = crosstenant::sandbox::jwt::now_secs();
+        let mut claims = self.claims.clone();
+        (claims.iat, claims.nbf, claims.exp) = if n == 0 {
+            (now - 3600, now - 3600, now - 60)
+        } else {
+            (now, now, now + 3600)
+        };
+        let token = self.issuer.sign(&claims).expect("signs");
+        Ok(azure_core::credentials::AccessToken::new(
+            token,
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_over_https_gets_one_refresh_and_one_retry() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let sp = w
+        .sandbox
+        .directory()
+        .service_principal(&w.owner.id, &w.app.app_id)
+        .unwrap();
+    let claims = crosstenant::sandbox::jwt::AccessClaims {
+        aud: "https://eventhubs.azure.net".into(),
+        iss: crosstenant::sandbox::jwt::AccessClaims::issuer_for(&w.owner.id),
+        appid: w.app.app_id.clone(),
+        azp: w.app.app_id.clone(),
+        oid: sp.object_id.clone(),
+        sub: sp.object_id.clone(),
+        tid: w.owner.id.clone(),
+        roles: vec![],
+        idtyp: "app".into(),
+        ver: "1.0".into(),
+        appidacr: "1".into(),
+        iat: 0,
+        nbf: 0,
+        exp: 0,
+        uti: "stale".into(),
+    };
+    let credential = std::sync::Arc::new(StaleFirst {
+        issuer: w.sandbox.issuer().clone(),
+        claims,
+        calls: Default::default(),
+    });
+    let mut http = crosstenant::HttpSettings::default();
+    http.add_root_certificates_pem(w.sandbox.ca_pem()).unwrap();
+    let s = EventHubSender::<Reading>::builder_with_token_credential(
+        &ns,
+        "telemetry",
+        credential.clone(),
+    )
+    .transport(Transport::Https)
+    .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
+    .http_settings(http)
+    .open()
+    .await
+    .unwrap();
+    s.send(&reading(1)).await.unwrap();
+    assert_eq!(
+        credential.calls.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 1);
+    let requests = w
+        .sandbox
+        .eventhubs()
+        .stats()
+        .https_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(requests, 2, "one refused with 40106, one accepted");
+}

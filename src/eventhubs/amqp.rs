@@ -12,7 +12,16 @@ use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient, RetryOpti
 use std::sync::Arc;
 use url::Url;
 
+/// How long one AMQP operation (attach with CBS, or a batch transfer and its
+/// disposition) may take before the sender gives up on it, as the other
+/// Azure SDKs' `TryTimeout` (60 s) does. azure_messaging_eventhubs has no
+/// overall deadline of its own: a peer that never settles a transfer would
+/// otherwise hold the caller forever.
+pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) struct AmqpBackend {
+    /// Set after an operation timed out: the next send opens a new connection.
+    stale: std::sync::atomic::AtomicBool,
     target: Target,
     credential: SenderCredential,
     endpoint: Option<Url>,
@@ -36,6 +45,7 @@ impl AmqpBackend {
     ) -> Result<Self, Error> {
         let producer = connect(&target, &credential, endpoint.as_ref(), websockets).await?;
         Ok(Self {
+            stale: std::sync::atomic::AtomicBool::new(false),
             target,
             credential,
             endpoint,
@@ -90,6 +100,9 @@ impl AmqpBackend {
         let total = events.len();
         let mut accepted = 0;
         let mut reopened = false;
+        if self.stale.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.reopen(&self.producer.read().await.clone()).await?;
+        }
         loop {
             let producer = self.producer.read().await.clone();
             match self
@@ -107,17 +120,7 @@ impl AmqpBackend {
                     if let Ok(token) = self.credential.token().await {
                         self.credential.invalidate(&token);
                     }
-                    let fresh = connect(
-                        &self.target,
-                        &self.credential,
-                        self.endpoint.as_ref(),
-                        self.websockets,
-                    )
-                    .await?;
-                    let mut slot = self.producer.write().await;
-                    if Arc::ptr_eq(&slot, &producer) {
-                        *slot = Arc::new(fresh);
-                    }
+                    self.reopen(&producer).await?;
                 }
                 Err(SendError::Failed(Failure::Expired(e) | Failure::Final(e))) => {
                     let e = self.with_token_identity(e).await;
@@ -131,6 +134,47 @@ impl AmqpBackend {
                         }
                     }));
                 }
+            }
+        }
+    }
+
+    /// Replaces `old` with a producer on a new connection (unless another
+    /// task already did).
+    async fn reopen(&self, old: &Arc<ProducerClient>) -> Result<(), Error> {
+        let fresh = connect(
+            &self.target,
+            &self.credential,
+            self.endpoint.as_ref(),
+            self.websockets,
+        )
+        .await?;
+        let mut slot = self.producer.write().await;
+        if Arc::ptr_eq(&slot, old) {
+            *slot = Arc::new(fresh);
+        }
+        Ok(())
+    }
+
+    /// Runs one AMQP operation under [`OPERATION_TIMEOUT`]; a timeout marks
+    /// the connection stale.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        op: impl std::future::Future<Output = azure_messaging_eventhubs::Result<T>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(OPERATION_TIMEOUT, op).await {
+            Ok(result) => result.map_err(|e| self.classify(e)),
+            Err(_) => {
+                self.stale.store(true, std::sync::atomic::Ordering::Release);
+                Err(Failure::Final(self.target.error(
+                    None,
+                    format!(
+                        "{what} got no answer within {} s; its events may or may not have been \
+                         stored. The next send uses a new connection",
+                        OPERATION_TIMEOUT.as_secs()
+                    ),
+                    true,
+                )))
             }
         }
     }
@@ -152,10 +196,12 @@ impl AmqpBackend {
         };
         let base = *accepted;
         let mut batches = Vec::new();
-        let mut batch = producer
-            .create_batch(Some(batch_options()))
+        let mut batch = self
+            .timed(
+                "attaching the sender",
+                producer.create_batch(Some(batch_options())),
+            )
             .await
-            .map_err(|e| self.classify(e))
             .map_err(SendError::Failed)?;
         let mut in_batch = 0usize;
         for (i, p) in events.iter().enumerate() {
@@ -180,10 +226,13 @@ impl AmqpBackend {
                 ))));
             }
             batches.push((batch, in_batch));
-            batch = producer
-                .create_batch(Some(batch_options()))
+            batch = self
+                .timed(
+                    "attaching the sender",
+                    producer.create_batch(Some(batch_options())),
+                )
                 .await
-                .map_err(|e| SendError::Failed(self.classify(e)))?;
+                .map_err(SendError::Failed)?;
             let added = batch.try_add_event_data(event_data(p), None).map_err(|e| {
                 SendError::Failed(Failure::Final(self.target.error(
                     None,
@@ -204,10 +253,9 @@ impl AmqpBackend {
         }
         batches.push((batch, in_batch));
         for (batch, count) in batches {
-            producer
-                .send_batch(batch, None)
+            self.timed("a batch transfer", producer.send_batch(batch, None))
                 .await
-                .map_err(|e| SendError::Failed(self.classify(e)))?;
+                .map_err(SendError::Failed)?;
             *accepted += count;
         }
         Ok(())

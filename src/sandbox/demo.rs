@@ -68,6 +68,12 @@ impl DemoWorld {
         Self::set_up(sandbox)
     }
 
+    /// Starts a sandbox with a CA made beforehand (see
+    /// [`Sandbox::start_with_ca`]) and sets up the demo world in it.
+    pub async fn start_with_ca(ca: super::tls::SandboxCa) -> Result<Self, SandboxError> {
+        Self::set_up(Sandbox::start_with_ca(ca).await?)
+    }
+
     /// Sets up the demo world in a running sandbox.
     pub fn set_up(sandbox: Sandbox) -> Result<Self, SandboxError> {
         let d = sandbox.directory();

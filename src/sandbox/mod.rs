@@ -83,6 +83,14 @@ impl Sandbox {
     /// runtime.
     pub async fn start() -> Result<Self, SandboxError> {
         let ca = SandboxCa::generate().map_err(|e| SandboxError(format!("CA: {e}")))?;
+        Self::start_with_ca(ca).await
+    }
+
+    /// Starts a sandbox whose listeners present certificates of `ca`, made
+    /// beforehand: for a process that must install the CA in its trust
+    /// store (say through `SSL_CERT_FILE`, which AMQP over TLS reads) before
+    /// any thread starts.
+    pub async fn start_with_ca(ca: SandboxCa) -> Result<Self, SandboxError> {
         let issuer = TokenIssuer::new().map_err(|e| SandboxError(format!("signing key: {e}")))?;
         let directory = Arc::new(Directory::default());
         directory.register_first_party(

@@ -666,15 +666,21 @@ async fn serve_sender_link(
         },
     };
     if let Some(err) = refusal {
+        tracing::debug!(%address, error = %err, "sandbox AMQP: sender link refused");
         state.stats.refused.fetch_add(1, Ordering::Relaxed);
         let _ = receiver.close_with_error(err).await;
         return;
     }
+    tracing::debug!(%address, "sandbox AMQP: sender link attached");
     loop {
         let delivery = match receiver.recv::<Body<Value>>().await {
             Ok(d) => d,
-            Err(_) => break,
+            Err(e) => {
+                tracing::debug!(%address, error = %e, "sandbox AMQP: sender link ended");
+                break;
+            }
         };
+        tracing::debug!(%address, "sandbox AMQP: transfer received");
         let info = DeliveryInfo::from(&delivery);
         let format = *delivery.message_format();
         match state.shared.faults.next(Service::EventHubsAmqp) {
@@ -735,9 +741,11 @@ async fn serve_sender_link(
                 receiver.reject(info, err).await
             }
         };
-        if sent.is_err() {
+        if let Err(e) = sent {
+            tracing::debug!(%address, error = %e, "sandbox AMQP: disposition failed");
             break;
         }
+        tracing::debug!(%address, "sandbox AMQP: transfer settled");
     }
 }
 
