@@ -137,10 +137,7 @@ fn per_call(
             let _: Value = h.get("data").await.unwrap();
         }
         let _: Value = own.get("data").await.unwrap();
-        let token = client0
-            .token(&format!("{API_URI}/.default"))
-            .await
-            .unwrap();
+        let token = client0.token(&format!("{API_URI}/.default")).await.unwrap();
         format!("Bearer {}", token.token.secret())
     });
     let plain_get = {

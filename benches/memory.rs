@@ -126,7 +126,10 @@ async fn per_token(cred: Arc<dyn TokenCredential>, scopes: Arc<Vec<String>>) -> 
     (after - before) as f64 / scopes.len() as f64
 }
 
-async fn amqp_endpoint_producer(world: &DemoWorld, cred: Arc<dyn TokenCredential>) -> ProducerClient {
+async fn amqp_endpoint_producer(
+    world: &DemoWorld,
+    cred: Arc<dyn TokenCredential>,
+) -> ProducerClient {
     ProducerClient::builder()
         .with_custom_endpoint(
             world
