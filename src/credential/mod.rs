@@ -471,6 +471,9 @@ impl CrossTenantCredential {
             )
             .into());
         }
+        if let Some(token) = self.inner.cache.fresh(scopes) {
+            return Ok(token);
+        }
         let inner = self.inner.clone();
         self.inner
             .cache

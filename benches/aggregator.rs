@@ -1,0 +1,288 @@
+//! The aggregator: 10,000 two-token calls for 1,000 clients (token requests
+//! made), the cost of one call against a plain single-token bearer call to
+//! the same endpoint, and the cached-token lookup with 1,001 scopes cached.
+//!
+//! Run: `cargo bench --features sandbox --bench aggregator`.
+
+mod common;
+
+use azure_core::credentials::TokenCredential;
+use common::{result, Samples};
+use criterion::Criterion;
+use crosstenant::aggregator::{AggregatorClient, ClientHandle};
+use crosstenant::sandbox::api::Access;
+use crosstenant::sandbox::demo::{DemoWorld, API_URI};
+use crosstenant::CrossTenantCredential;
+use serde_json::Value;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+const CLIENTS: usize = 1_000;
+const CALLS: usize = 10_000;
+
+fn client_name(i: usize) -> String {
+    format!("client{i}")
+}
+
+/// Registers `client0..client999`, each granting the demo app read access;
+/// returns `client0`'s application id.
+fn register_clients(world: &DemoWorld) -> String {
+    let api = world.sandbox.api();
+    let mut first = None;
+    for i in 0..CLIENTS {
+        let name = client_name(i);
+        let app = api.register_client(&name).expect("register client");
+        api.grant_client(&world.app.app_id, &name, &[Access::Read])
+            .expect("grant client");
+        first.get_or_insert(app.app_id);
+    }
+    first.expect("at least one client")
+}
+
+/// `client0`'s own credential, with API.Read, to call for its own data: the
+/// single-token call the two-token one is compared with.
+fn client0_credential(world: &DemoWorld, app_id: &str) -> Arc<CrossTenantCredential> {
+    let secret = world
+        .sandbox
+        .directory()
+        .add_secret(app_id, 3600)
+        .expect("client0 secret");
+    world
+        .sandbox
+        .api()
+        .grant_api(app_id, &[Access::Read])
+        .expect("grant client0 API.Read");
+    CrossTenantCredential::builder()
+        .resource_tenant(&world.owner.id)
+        .client_id(app_id)
+        .client_secret(secret)
+        .authority_host(world.sandbox.authority_host().as_str())
+        .root_certificates_pem(world.sandbox.ca_pem())
+        .build()
+        .expect("client0 credential")
+}
+
+/// 10,000 calls, 10 for each of 1,000 clients, on a cold credential; the
+/// token requests they cost.
+fn many_clients(rt: &tokio::runtime::Runtime, world: &DemoWorld) {
+    let credential = world.credential().unwrap();
+    let api = AggregatorClient::builder(world.sandbox.api().url().as_str(), API_URI, credential)
+        .build()
+        .unwrap();
+    let handles: Vec<ClientHandle> = (0..CLIENTS)
+        .map(|i| api.on_behalf_of(&client_name(i)).unwrap())
+        .collect();
+    let before = common::token_requests(world);
+    let served = world.sandbox.api().stats().served();
+    let start = Instant::now();
+    rt.block_on(async {
+        for round in 0..CALLS / CLIENTS {
+            for h in &handles {
+                let v: Value = h.get("data").await.expect("call on behalf of a client");
+                if round == 0 {
+                    black_box(v);
+                }
+            }
+        }
+    });
+    let elapsed = start.elapsed();
+    let requests = common::token_requests(world) - before;
+    let ok = world.sandbox.api().stats().served() - served;
+    result(
+        "aggregator_tokens",
+        format!(
+            "{CALLS} calls for {CLIENTS} clients ({ok} answered 200) in {:.2} s: token requests = \
+             {requests} (goal <= {})",
+            elapsed.as_secs_f64(),
+            CLIENTS + 1
+        ),
+    );
+}
+
+fn per_call(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    world: &DemoWorld,
+    client0_app_id: &str,
+) {
+    let url = world.sandbox.api().url();
+    let credential = world.credential().unwrap();
+    let api = AggregatorClient::builder(url.as_str(), API_URI, credential.clone())
+        .build()
+        .unwrap();
+    let handles: Arc<Vec<ClientHandle>> = Arc::new(
+        (0..CLIENTS)
+            .map(|i| api.on_behalf_of(&client_name(i)).unwrap())
+            .collect(),
+    );
+    let client0 = client0_credential(world, client0_app_id);
+    let own = AggregatorClient::builder(url.as_str(), API_URI, client0.clone())
+        .build()
+        .unwrap()
+        .as_client(&client_name(0))
+        .unwrap();
+    // The anchor: a plain reqwest GET with a bearer token already in hand,
+    // to the same endpoint, over one kept-alive connection.
+    let roots = reqwest::Certificate::from_pem_bundle(world.sandbox.ca_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_merge(roots)
+        .build()
+        .unwrap();
+    let data_url = format!("{url}api/{}/data", client_name(0));
+    let bearer = rt.block_on(async {
+        // Warm every cache and connection before measuring.
+        for h in handles.iter() {
+            let _: Value = h.get("data").await.unwrap();
+        }
+        let _: Value = own.get("data").await.unwrap();
+        let token = client0.token(&format!("{API_URI}/.default")).await.unwrap();
+        format!("Bearer {}", token.token.secret())
+    });
+    let plain_get = {
+        let (http, data_url, bearer) = (http.clone(), data_url.clone(), bearer.clone());
+        move || {
+            let (http, data_url, bearer) = (http.clone(), data_url.clone(), bearer.clone());
+            async move {
+                let resp = http
+                    .get(&data_url)
+                    .header("authorization", &bearer)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success(), "{}", resp.status());
+                let body = resp.bytes().await.unwrap();
+                black_box(serde_json::from_slice::<Value>(&body).unwrap());
+            }
+        }
+    };
+    rt.block_on(plain_get());
+
+    let (s_obo, s_own, s_plain) = (Samples::default(), Samples::default(), Samples::default());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut group = c.benchmark_group("aggregator_call");
+    group.bench_function("ours_on_behalf_of_1000_clients", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (handles, next, s) = (handles.clone(), next.clone(), s_obo.clone());
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let h = &handles[next.fetch_add(1, Ordering::Relaxed) % CLIENTS];
+                    black_box(h.get::<Value>("data").await.unwrap());
+                }
+                let elapsed = start.elapsed();
+                s.record(iters, elapsed);
+                elapsed
+            }
+        })
+    });
+    group.bench_function("ours_as_client_single_token", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (own, s) = (own.clone(), s_own.clone());
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(own.get::<Value>("data").await.unwrap());
+                }
+                let elapsed = start.elapsed();
+                s.record(iters, elapsed);
+                elapsed
+            }
+        })
+    });
+    group.bench_function("plain_reqwest_bearer", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (plain_get, s) = (plain_get.clone(), s_plain.clone());
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    plain_get().await;
+                }
+                let elapsed = start.elapsed();
+                s.record(iters, elapsed);
+                elapsed
+            }
+        })
+    });
+    group.finish();
+    let (obo, own, plain) = (s_obo.median_ns(), s_own.median_ns(), s_plain.median_ns());
+    result(
+        "aggregator_call",
+        format!(
+            "on behalf of (2 tokens) = {:.0} us, as client (1 token) = {:.0} us, plain reqwest \
+             bearer = {:.0} us; on_behalf_of/plain = {:.2} (goal <= 1.2), as_client/plain = {:.2}",
+            obo / 1e3,
+            own / 1e3,
+            plain / 1e3,
+            obo / plain,
+            own / plain
+        ),
+    );
+    cached_lookup_with_many_scopes(c, rt, world, credential);
+}
+
+/// `get_token` on a warm cache holding 1,001 scopes (the API's and 1,000
+/// clients'), cycling through them: what the aggregator pays per token.
+fn cached_lookup_with_many_scopes(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    world: &DemoWorld,
+    ours: Arc<CrossTenantCredential>,
+) {
+    let anchor = common::anchor_credential(world);
+    let mut scopes: Vec<String> = (0..CLIENTS)
+        .map(|i| format!("api://{}/.default", client_name(i)))
+        .collect();
+    scopes.push(format!("{API_URI}/.default"));
+    let scopes = Arc::new(scopes);
+    let ours: Arc<dyn TokenCredential> = ours;
+    let anchor: Arc<dyn TokenCredential> = anchor;
+    rt.block_on(async {
+        for s in scopes.iter() {
+            ours.get_token(&[s], None).await.unwrap();
+            anchor.get_token(&[s], None).await.unwrap();
+        }
+    });
+    let (s_ours, s_anchor) = (Samples::default(), Samples::default());
+    let mut group = c.benchmark_group("cached_token_1001_scopes");
+    for (name, cred, samples) in [
+        ("ours", &ours, &s_ours),
+        ("azure_identity", &anchor, &s_anchor),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (cred, scopes, s) = (cred.clone(), scopes.clone(), samples.clone());
+                async move {
+                    let start = Instant::now();
+                    for i in 0..iters as usize {
+                        let scope = scopes[i % scopes.len()].as_str();
+                        black_box(cred.get_token(&[scope], None).await.unwrap());
+                    }
+                    let elapsed = start.elapsed();
+                    s.record(iters, elapsed);
+                    elapsed
+                }
+            })
+        });
+    }
+    group.finish();
+    let (o, a) = (s_ours.median_ns(), s_anchor.median_ns());
+    result(
+        "cached_token_1001_scopes",
+        format!(
+            "ours = {o:.0} ns, azure_identity = {a:.0} ns, ours/anchor = {:.2} (goal <= 0.50)",
+            o / a
+        ),
+    );
+}
+
+fn main() {
+    let rt = common::runtime();
+    let world = common::world(&rt);
+    let client0 = register_clients(&world);
+    let mut c = common::criterion();
+    many_clients(&rt, &world);
+    per_call(&mut c, &rt, &world, &client0);
+    c.final_summary();
+}
