@@ -5,11 +5,21 @@
 //! ```
 //!
 //! Starts both tenants in-process (no network needed), then shows each
-//! outcome with a mark. Exits non-zero if any expected outcome did not happen.
+//! outcome with a mark: the token from the resource owner's tenant, sends to
+//! their Event Hub over AMQP (TLS) and HTTPS, the partner's home-tenant token
+//! refused with `401 SubCode=40100`, and an aggregator call on behalf of a
+//! client with two tokens. Exits non-zero if any expected outcome did not
+//! happen.
 
+use crosstenant::aggregator::AggregatorClient;
 use crosstenant::credential::entra::Party;
+use crosstenant::eventhubs::{EventHubSender, EventHubsError, SendOptions, Transport};
+use crosstenant::sandbox::api::Access;
+use crosstenant::sandbox::eventhubs::Role;
+use crosstenant::sandbox::tls::SandboxCa;
 use crosstenant::sandbox::Sandbox;
 use crosstenant::{CrossTenantCredential, Error, TokenClaims};
+use serde::Serialize;
 use std::process::ExitCode;
 
 const EVENTHUBS_SCOPE: &str = "https://eventhubs.azure.net/.default";
@@ -32,9 +42,45 @@ impl Report {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
+#[derive(Serialize)]
+struct Reading {
+    device: &'static str,
+    celsius: f64,
+}
+
+fn main() -> ExitCode {
+    // AMQP over TLS trusts the platform store, which reads SSL_CERT_FILE: the
+    // sandbox CA goes there before any thread starts. (HTTPS clients get it
+    // as an extra root through the credential instead.)
+    let ca = match SandboxCa::generate() {
+        Ok(ca) => ca,
+        Err(e) => {
+            eprintln!("could not generate the sandbox CA: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ca_file = std::env::temp_dir().join(format!(
+        "crosstenant-quickstart-ca-{}.pem",
+        std::process::id()
+    ));
+    if let Err(e) = std::fs::write(&ca_file, ca.pem()) {
+        eprintln!("could not write {}: {e}", ca_file.display());
+        return ExitCode::FAILURE;
+    }
+    std::env::set_var("SSL_CERT_FILE", &ca_file);
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(report(ca)),
+        Err(e) => {
+            eprintln!("could not start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    let _ = std::fs::remove_file(&ca_file);
+    code
+}
+
+async fn report(ca: SandboxCa) -> ExitCode {
+    match run(ca).await {
         Ok(0) => {
             println!("\nEvery expected outcome happened.");
             ExitCode::SUCCESS
@@ -50,10 +96,10 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<usize, Box<dyn std::error::Error>> {
+async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     let mut report = Report { failures: 0 };
     report.step("Starting the sandbox: two tenants, offline, real HTTPS and JWTs");
-    let sandbox = Sandbox::start().await?;
+    let sandbox = Sandbox::start_with_ca(ca).await?;
     let d = sandbox.directory();
     let partner = d.add_tenant("Fabrikam (partner)", &["fabrikam.onmicrosoft.com"]);
     let owner = d.add_tenant("Contoso (resource owner)", &["contoso.onmicrosoft.com"]);
@@ -145,6 +191,127 @@ async fn run() -> Result<usize, Box<dyn std::error::Error>> {
             owner.id
         ),
     );
+
+    report.step(
+        "The resource owner grants the app \"Azure Event Hubs Data Sender\" on their namespace",
+    );
+    let eh = sandbox.eventhubs();
+    let namespace = eh.create_namespace(&owner.id, "contoso-telemetry");
+    eh.create_hub(&namespace, "telemetry", 4);
+    eh.assign_role(&namespace, &sp.object_id, Role::DataSender);
+    println!(
+        "  namespace {namespace} (tenant {}), hub telemetry",
+        owner.id
+    );
+
+    let readings = [
+        Reading {
+            device: "device-7",
+            celsius: 21.5,
+        },
+        Reading {
+            device: "device-7",
+            celsius: 21.7,
+        },
+    ];
+    for (transport, endpoint) in [
+        (Transport::Amqp, eh.amqps_endpoint().to_string()),
+        (Transport::Https, eh.https_endpoint().to_string()),
+    ] {
+        report.step(&format!(
+            "The partner sends to the resource owner's Event Hub over {transport:?}"
+        ));
+        let sender =
+            EventHubSender::<Reading>::builder(&namespace, "telemetry", credential.clone())
+                .transport(transport)
+                .endpoint(&endpoint)
+                .open()
+                .await?;
+        let before = eh.events(&namespace, "telemetry").len();
+        let sent = sender
+            .send_batch(&readings, SendOptions::partition_key("device-7"))
+            .await;
+        let stored = eh.events(&namespace, "telemetry").len() - before;
+        if let Err(e) = &sent {
+            println!("         {e}");
+        }
+        report.check(
+            sent.is_ok() && stored == 2,
+            &format!(
+                "2 readings accepted ({}) and stored by the namespace",
+                match transport {
+                    Transport::Https => "HTTP 201 Created",
+                    _ => "AMQP accepted, after CBS put-token",
+                }
+            ),
+        );
+
+        let home_sender = EventHubSender::<Reading>::builder(
+            &namespace,
+            "telemetry",
+            credential_for(&partner.id)?,
+        )
+        .transport(transport)
+        .endpoint(&endpoint)
+        .open()
+        .await?;
+        match home_sender.send(&readings[0]).await {
+            Err(Error::EventHubs(e)) if matches!(*e, EventHubsError::Unauthorized { .. }) => {
+                report.check(
+                    e.to_string().contains("40100"),
+                    "the home-tenant token is refused: 401 SubCode=40100, explained",
+                );
+                println!("         {e}");
+            }
+            other => report.check(false, &format!("expected 40100, got {other:?}")),
+        }
+    }
+
+    report.step("An aggregator calls the resource owner's API on behalf of clientXYZ");
+    let api = sandbox.api();
+    api.register_api(&owner.id, "api://secure-api")?;
+    api.register_client("clientXYZ")?;
+    api.grant_api(&app.app_id, &[Access::Read, Access::Write])?;
+    api.grant_client(&app.app_id, "clientXYZ", &[Access::Read])?;
+    println!("  api://secure-api grants the app API.Read + API.Write; clientXYZ grants it clientXYZ.Read only");
+    let aggregator =
+        AggregatorClient::builder(api.url(), "api://secure-api", credential.clone()).build()?;
+    let read = aggregator
+        .on_behalf_of("clientXYZ")?
+        .get::<serde_json::Value>("data")
+        .await;
+    report.check(
+        read.is_ok(),
+        "read with two tokens (Authorization + X-Secondary-Token): allowed",
+    );
+    let forbid = |r: &Result<serde_json::Value, Error>| match r {
+        Err(Error::Aggregator(e)) if e.status() == Some(403) => {
+            Some(e.forbid_reason().unwrap_or("").to_string())
+        }
+        _ => None,
+    };
+    let bare = aggregator
+        .as_client("clientXYZ")?
+        .get::<serde_json::Value>("data")
+        .await;
+    report.check(
+        forbid(&bare).is_some(),
+        "the same read without the secondary token: 403",
+    );
+    if let Some(reason) = forbid(&bare) {
+        println!("         ForbidReason: {reason}");
+    }
+    let write = aggregator
+        .on_behalf_of("clientXYZ")?
+        .put::<_, serde_json::Value>("data", &serde_json::json!({"items": ["x"]}))
+        .await;
+    report.check(
+        forbid(&write).is_some(),
+        "a write with clientXYZ's read-only grant: 403",
+    );
+    if let Some(reason) = forbid(&write) {
+        println!("         ForbidReason: {reason}");
+    }
 
     Ok(report.failures)
 }
