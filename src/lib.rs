@@ -19,6 +19,10 @@
 //!    resource tenant's `tid`; a token from the partner's home tenant would be
 //!    refused (`401 SubCode=40100`).
 //!
+//! 4. It sends to the resource owner's Event Hub over AMQP or HTTPS
+//!    ([`eventhubs`]), or, as an aggregator, calls the resource owner's API on
+//!    behalf of a named client with two tokens ([`aggregator`]).
+//!
 //! [`CrossTenantCredential`] is step 3. It implements `azure_core`'s
 //! `TokenCredential`, so it works with every Azure SDK for Rust client; it
 //! checks each token's tenant and audience, explains Entra's `AADSTS…`
@@ -78,3 +82,9 @@ pub use credential::CrossTenantCredential;
 pub use error::{Error, InvalidInput, Result};
 pub use http::HttpSettings;
 pub use tenant::{Cloud, ResourceTenant};
+
+// The README's Rust examples are compiled as doctests, so they cannot drift
+// from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
