@@ -482,3 +482,70 @@ async fn an_expired_token_over_https_gets_one_refresh_and_one_retry() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(requests, 2, "one refused with 40106, one accepted");
 }
+
+#[tokio::test]
+async fn the_service_limit_below_the_senders_is_a_payload_too_large_error() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    // The sender believes in 2 MB (a Premium limit); the namespace allows 1 MB.
+    let s = EventHubSender::<serde_json::Value>::builder(&ns, "telemetry", w.credential())
+        .transport(Transport::Https)
+        .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
+        .max_message_size(2 * 1024 * 1024)
+        .open()
+        .await
+        .unwrap();
+    let err = s
+        .send_raw(
+            vec![Event::new(vec![b'z'; 1_500_000])],
+            SendOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            eventhubs_error(&err),
+            EventHubsError::PayloadTooLarge { .. }
+        ),
+        "{err}"
+    );
+    assert!(w.sandbox.eventhubs().events(&ns, "telemetry").is_empty());
+}
+
+#[tokio::test]
+async fn tools_can_read_what_a_hub_stored_through_the_inspection_endpoint() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    s.send_batch(&[reading(1), reading(2)], SendOptions::partition_key("k"))
+        .await
+        .unwrap();
+    // A plain HTTPS client trusting the sandbox CA, naming the namespace.
+    let endpoint = w.sandbox.eventhubs().https_endpoint();
+    let addr = format!(
+        "{}:{}",
+        endpoint.host_str().unwrap(),
+        endpoint.port().unwrap()
+    )
+    .parse()
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_merge(
+            reqwest::Certificate::from_pem_bundle(w.sandbox.ca_pem().as_bytes()).unwrap(),
+        )
+        .resolve(&ns, addr)
+        .build()
+        .unwrap();
+    let url = format!(
+        "https://{ns}:{}/$sandbox/events/telemetry",
+        endpoint.port().unwrap()
+    );
+    let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["partition_key"], "k");
+    assert_eq!(listed[1]["sequence_number"], 1);
+    assert_eq!(listed[0]["sender_app_id"], w.app.app_id.as_str());
+}

@@ -306,7 +306,10 @@ impl AmqpBackend {
             });
         }
         if lower.contains("message-size-exceeded") {
-            return Failure::Final(t.error(Some(413), text, false));
+            return Failure::Final(EventHubsError::PayloadTooLarge {
+                namespace: t.namespace.clone(),
+                detail: text,
+            });
         }
         let transient = lower.contains("connection")
             || lower.contains("detach")

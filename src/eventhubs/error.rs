@@ -92,6 +92,20 @@ pub enum EventHubsError {
         limit: u64,
     },
 
+    /// `413` / `amqp:link:message-size-exceeded`: the service found a request
+    /// over its limit (its limit is lower than the sender was told, e.g. a
+    /// Basic-tier namespace allows 256 KB).
+    #[error(
+        "Event Hubs namespace {namespace} refused a request as too large (413): {detail}. If the \
+         namespace is Basic tier (256 KB), set EventHubSenderBuilder::max_message_size"
+    )]
+    PayloadTooLarge {
+        /// The namespace host.
+        namespace: String,
+        /// The service's own words.
+        detail: String,
+    },
+
     /// An event could not be serialized; nothing was sent.
     #[error("event {index} could not be serialized to JSON ({reason}); nothing was sent")]
     Serialize {

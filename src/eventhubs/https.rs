@@ -315,7 +315,10 @@ impl HttpsBackend {
                 hub: t.hub.clone(),
                 detail,
             },
-            (413, _) => t.error(Some(413), detail, false),
+            (413, _) => EventHubsError::PayloadTooLarge {
+                namespace: t.namespace.clone(),
+                detail,
+            },
             (503, _) => EventHubsError::ServerBusy {
                 namespace: t.namespace.clone(),
                 detail,
