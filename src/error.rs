@@ -199,6 +199,22 @@ impl InvalidInput {
     }
 }
 
+/// An error and its causes on one line, each cause once (azure_core and
+/// reqwest often repeat their inner error in their own text).
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        current = e.source();
+    }
+    out
+}
+
 /// Shortens a user-supplied value for an error message and escapes control
 /// characters, so a CR/LF in a value cannot forge log lines.
 pub(crate) fn shorten(value: &str) -> String {

@@ -316,7 +316,10 @@ async fn https_sends_reuse_one_kept_alive_connection() {
     }
     assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 50);
     let handshakes = w.sandbox.eventhubs().https_connections();
-    assert_eq!(handshakes, 1, "{handshakes} TLS handshakes for 50 sequential sends");
+    assert_eq!(
+        handshakes, 1,
+        "{handshakes} TLS handshakes for 50 sequential sends"
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ pub use error::{AggregatorError, TokenPurpose};
 pub use target::NamedClient;
 
 use crate::credential::CrossTenantCredential;
-use crate::error::{Error, InvalidInput};
+use crate::error::{chain, Error, InvalidInput};
 use crate::http::HttpSettings;
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_core::http::headers::HeaderName;
@@ -640,21 +640,6 @@ fn clip(text: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-    }
-    out
-}
-
-/// An error and its causes on one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut current = err.source();
-    while let Some(e) = current {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        current = e.source();
     }
     out
 }

@@ -32,7 +32,7 @@ mod cache;
 pub mod certificate;
 pub mod entra;
 
-use crate::error::{Error, InvalidInput};
+use crate::error::{chain, Error, InvalidInput};
 use crate::http::HttpSettings;
 use crate::tenant::{Cloud, ResourceTenant};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
@@ -799,21 +799,6 @@ impl azure_core::http::policies::Policy for CaptureEntraAnswer {
             status, headers, bytes,
         ))
     }
-}
-
-/// An error and its causes on one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut current = err.source();
-    while let Some(e) = current {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        current = e.source();
-    }
-    out
 }
 
 /// Supplies assertions to azure_identity's `ClientAssertionCredential`:

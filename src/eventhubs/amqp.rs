@@ -5,7 +5,7 @@
 //! when the namespace refuses an expired one.
 
 use super::{EventHubsError, Prepared, SendOptions, SenderCredential, Target};
-use crate::error::Error;
+use crate::error::{chain, Error};
 use azure_core_amqp::AmqpTransport;
 use azure_messaging_eventhubs::models::EventData;
 use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient, RetryOptions};
@@ -381,19 +381,4 @@ async fn connect(
                 true,
             )))
         })
-}
-
-/// An error and its causes on one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut current = err.source();
-    while let Some(e) = current {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        current = e.source();
-    }
-    out
 }

@@ -387,16 +387,7 @@ async fn act_out(fault: Option<Fault>) -> Option<Response> {
             tokio::time::sleep(d).await;
             None
         }
-        // The body fails after the headers: the client sees the connection
-        // drop mid-answer, and the work was not done.
-        Fault::Drop => {
-            let stream = futures_util::stream::once(async {
-                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
-                    "sandbox fault: connection dropped",
-                ))
-            });
-            Some(Response::new(axum::body::Body::from_stream(stream)))
-        }
+        Fault::Drop => Some(super::faults::hang_up()),
         Fault::RefuseToken => Some(unauthorized("the token was refused (sandbox fault)")),
     }
 }

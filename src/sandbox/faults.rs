@@ -130,6 +130,18 @@ impl Faults {
     }
 }
 
+/// The HTTP form of [`Fault::Drop`]: a response whose body fails after the
+/// headers, so the client sees the connection drop mid-answer. Services
+/// return it *instead of* doing the work, so nothing was done.
+pub(crate) fn hang_up() -> axum::response::Response {
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+            "sandbox fault: connection dropped",
+        ))
+    });
+    axum::response::Response::new(axum::body::Body::from_stream(stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

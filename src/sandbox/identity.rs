@@ -211,17 +211,6 @@ fn time_string() -> String {
     )
 }
 
-/// A response whose body fails after the headers: the client sees the
-/// connection drop mid-answer, and nothing was issued.
-fn hang_up() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
-            "sandbox fault: connection dropped",
-        ))
-    });
-    Response::new(axum::body::Body::from_stream(stream))
-}
-
 /// Acts out an injected fault; `Some` is the answer to send instead.
 pub(crate) async fn act_out(fault: Option<Fault>) -> Option<Response> {
     match fault? {
@@ -246,7 +235,7 @@ pub(crate) async fn act_out(fault: Option<Fault>) -> Option<Response> {
             tokio::time::sleep(d).await;
             None
         }
-        Fault::Drop => Some(hang_up()),
+        Fault::Drop => Some(super::faults::hang_up()),
         Fault::RefuseToken => Some(entra_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

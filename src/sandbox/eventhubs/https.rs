@@ -131,15 +131,6 @@ fn denial(d: &Denial, namespace: &str, hub: &str) -> Response {
     error(status, &d.detail(namespace, hub))
 }
 
-/// A response whose body fails after the headers: the client sees the
-/// connection drop mid-answer, and nothing was stored.
-fn hang_up() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::other("sandbox fault: connection dropped"))
-    });
-    Response::new(axum::body::Body::from_stream(stream))
-}
-
 async fn act_out(fault: Option<Fault>) -> Option<Response> {
     match fault? {
         Fault::Status {
@@ -163,7 +154,7 @@ async fn act_out(fault: Option<Fault>) -> Option<Response> {
             tokio::time::sleep(d).await;
             None
         }
-        Fault::Drop => Some(hang_up()),
+        Fault::Drop => Some(crate::sandbox::faults::hang_up()),
         Fault::RefuseToken => Some(error(
             StatusCode::UNAUTHORIZED,
             "SubCode=40100: Unauthorized (sandbox fault).",
