@@ -190,6 +190,7 @@ pub(crate) enum SenderCredential {
 }
 
 impl SenderCredential {
+    #[cfg(feature = "amqp")]
     pub(crate) fn as_token_credential(&self) -> Arc<dyn TokenCredential> {
         match self {
             SenderCredential::CrossTenant(c) => c.clone(),
