@@ -268,7 +268,15 @@ async fn serve_session(
                     .insert(reply_to, tx);
                 tokio::spawn(async move {
                     while let Some(reply) = rx.recv().await {
-                        if sender.send(reply).await.is_err() {
+                        // Sent pre-settled, as the service does: the sandbox
+                        // needs no outcome for a reply, and waiting for one
+                        // would expose it to fe2o3 0.16's settle race (see
+                        // `EventHubsSandbox::set_settle_delay`).
+                        let sendable = fe2o3_amqp::Sendable::builder()
+                            .message(reply)
+                            .settled(true)
+                            .build();
+                        if sender.send(sendable).await.is_err() {
                             break;
                         }
                     }
@@ -349,6 +357,7 @@ async fn serve_requests(
             Err(_) => break,
         };
         let info = DeliveryInfo::from(&delivery);
+        settle_pause(&state).await;
         if receiver.accept(info).await.is_err() {
             break;
         }
@@ -611,6 +620,15 @@ fn events_of(
         .collect()
 }
 
+/// Stands in for the network round trip before a settlement; see
+/// `EventHubsSandbox::set_settle_delay`.
+async fn settle_pause(state: &EhState) {
+    let micros = state.settle_delay_micros.load(Ordering::Relaxed);
+    if micros > 0 {
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }
+}
+
 fn covering_claims(conn: &ConnState, path: &str) -> Option<AccessClaims> {
     let authorized = conn.authorized.lock().unwrap_or_else(|e| e.into_inner());
     let path = normalize(path);
@@ -696,6 +714,7 @@ async fn serve_sender_link(
                         "The service encountered an internal error (sandbox fault).".into(),
                     )
                 };
+                settle_pause(&state).await;
                 if receiver.reject(info, err).await.is_err() {
                     break;
                 }
@@ -716,6 +735,7 @@ async fn serve_sender_link(
                     AmqpError::UnauthorizedAccess,
                     "Unauthorized (sandbox fault).".into(),
                 );
+                settle_pause(&state).await;
                 if receiver.reject(info, err).await.is_err() {
                     break;
                 }
@@ -734,6 +754,7 @@ async fn serve_sender_link(
             delivery.message(),
             format,
         );
+        settle_pause(&state).await;
         let sent = match outcome {
             Ok(()) => receiver.accept(info).await,
             Err(err) => {

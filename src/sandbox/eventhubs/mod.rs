@@ -31,6 +31,10 @@ use std::sync::{Arc, Mutex, RwLock};
 /// The largest event or batch a Standard-tier namespace accepts (1 MB).
 pub const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 
+/// The default pause before the AMQP listener settles a transfer or a
+/// request; see [`EventHubsSandbox::set_settle_delay`].
+pub const DEFAULT_SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Audiences Event Hubs accepts in a token.
 pub const AUDIENCES: &[&str] = &[
     "https://eventhubs.azure.net",
@@ -219,6 +223,9 @@ pub struct EventHubsStats {
 
 pub(crate) struct EhState {
     pub(crate) shared: Shared,
+    /// How long the AMQP listener waits before settling a transfer; see
+    /// [`EventHubsSandbox::set_settle_delay`].
+    pub(crate) settle_delay_micros: AtomicU64,
     namespaces: RwLock<HashMap<String, Namespace>>,
     events: Mutex<Vec<StoredEvent>>,
     pub(crate) stats: EventHubsStats,
@@ -401,6 +408,7 @@ impl EventHubsSandbox {
     pub async fn start(shared: &Shared) -> std::io::Result<Self> {
         let state = Arc::new(EhState {
             shared: shared.clone(),
+            settle_delay_micros: AtomicU64::new(DEFAULT_SETTLE_DELAY.as_micros() as u64),
             namespaces: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             stats: EventHubsStats::default(),
@@ -533,6 +541,22 @@ impl EventHubsSandbox {
     /// TLS connections accepted by the HTTPS listener.
     pub fn https_connections(&self) -> u64 {
         self.https.connections.get()
+    }
+
+    /// Sets the pause before the AMQP listener settles a transfer or a CBS or
+    /// management request (default [`DEFAULT_SETTLE_DELAY`], 2 ms).
+    ///
+    /// A real namespace is at least a network round trip away. fe2o3-amqp
+    /// 0.16's sender records a delivery as unsettled only *after* handing its
+    /// transfer to the session, so an in-process peer that settles within
+    /// microseconds can beat it there when the sender's thread is
+    /// descheduled in between; the settlement is then dropped and the send
+    /// waits forever. The pause stands in for the round trip. Zero turns it
+    /// off (and brings that race back under load).
+    pub fn set_settle_delay(&self, delay: std::time::Duration) {
+        self.state
+            .settle_delay_micros
+            .store(delay.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Counters.
