@@ -1,12 +1,17 @@
 //! No secret, key, assertion or token reaches `Debug`, `Display`, error text
-//! or logs, even with every crate tracing at TRACE level.
+//! or logs, even with every crate tracing at TRACE level: the credential,
+//! the Event Hubs sender on both transports and the aggregator client.
 #![cfg(feature = "sandbox")]
 
 mod common;
 
 use common::{rsa_certificate, world, EVENTHUBS_SCOPE};
+use crosstenant::aggregator::AggregatorClient;
+use crosstenant::sandbox::api::Access;
+use crosstenant::sandbox::faults::{Fault, Service};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -70,6 +75,97 @@ async fn no_secret_key_assertion_or_token_is_ever_printed_or_logged() {
     let loaded = crosstenant::credential::ClientCertificate::from_pem(pem.as_bytes()).unwrap();
     printed += &format!("{loaded:?}");
 
+    // Event Hubs on both transports: the token travels in a CBS put-token
+    // body (AMQP) and an Authorization header (HTTPS); success, a refusal
+    // (the partner's home-tenant token: 40100) and a busy answer.
+    let ns = common::eventhubs_namespace(&w);
+    let home = w
+        .builder(&w.partner.id)
+        .client_secret(&w.secret)
+        .build()
+        .unwrap();
+    let mut eh_tokens = Vec::new();
+    for transport in [
+        crosstenant::eventhubs::Transport::Https,
+        crosstenant::eventhubs::Transport::Amqp,
+    ] {
+        let builder = crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
+            &ns,
+            "telemetry",
+            cred.clone(),
+        )
+        .transport(transport);
+        printed += &format!("{builder:?}");
+        let sender = common::sender::<serde_json::Value>(&w, &ns, cred.clone(), transport)
+            .await
+            .unwrap();
+        printed += &format!("{sender:?}");
+        w.sandbox.faults().inject(
+            match transport {
+                crosstenant::eventhubs::Transport::Https => Service::EventHubsHttps,
+                _ => Service::EventHubsAmqp,
+            },
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+            1,
+        );
+        // Bounded: an AMQP stall (see tests/faults.rs) must not hang this test.
+        let sent = tokio::time::timeout(
+            Duration::from_secs(90),
+            sender.send(&serde_json::json!({"reading": 1})),
+        )
+        .await;
+        printed += &format!("{sent:?}");
+        if let Ok(refused) =
+            common::sender::<serde_json::Value>(&w, &ns, home.clone(), transport).await
+        {
+            let sent = tokio::time::timeout(
+                Duration::from_secs(90),
+                refused.send(&serde_json::json!({"reading": 2})),
+            )
+            .await;
+            if let Ok(Err(e)) = &sent {
+                printed += &format!("{e} {e:?}");
+            }
+        }
+    }
+    eh_tokens.push(cred.token(EVENTHUBS_SCOPE).await.unwrap());
+    eh_tokens.push(home.token(EVENTHUBS_SCOPE).await.unwrap());
+
+    // The aggregator: both tokens of the two-token call, a 403 and a 401.
+    let api = w.sandbox.api();
+    api.register_api(&w.owner.id, "api://secure-api").unwrap();
+    api.register_client("clientXYZ").unwrap();
+    api.grant_api(&w.app.app_id, &[Access::Read]).unwrap();
+    api.grant_client(&w.app.app_id, "clientXYZ", &[Access::Read])
+        .unwrap();
+    let agg = AggregatorClient::builder(api.url(), "api://secure-api", cred.clone())
+        .build()
+        .unwrap();
+    printed += &format!("{agg:?}");
+    let xyz = agg.on_behalf_of("clientXYZ").unwrap();
+    printed += &format!("{xyz:?}");
+    let data = xyz.get::<serde_json::Value>("data").await;
+    printed += &format!("{data:?}");
+    let write = xyz
+        .put::<_, serde_json::Value>("data", &serde_json::json!({"x": 1}))
+        .await;
+    printed += &format!("{write:?}");
+    w.sandbox.faults().inject(
+        Service::Api,
+        Fault::Status {
+            status: 401,
+            retry_after: None,
+        },
+        2,
+    );
+    let err = xyz.get::<serde_json::Value>("data").await.unwrap_err();
+    printed += &format!("{err} {err:?}");
+    let api_token = cred.token("api://secure-api/.default").await.unwrap();
+    let client_token = cred.token("api://clientXYZ/.default").await.unwrap();
+
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
@@ -87,6 +183,10 @@ async fn no_secret_key_assertion_or_token_is_ever_printed_or_logged() {
         ("access token", token.token.secret()),
         ("access token (certificate)", cert_token.token.secret()),
         ("private key", &key_body[..64]),
+        ("Event Hubs token", eh_tokens[0].token.secret()),
+        ("home-tenant token", eh_tokens[1].token.secret()),
+        ("API token", api_token.token.secret()),
+        ("secondary (client) token", client_token.token.secret()),
     ] {
         assert!(!printed.contains(value), "{what} printed: {printed}");
         assert!(!logs.contains(value), "{what} logged");

@@ -299,7 +299,13 @@ impl AmqpBackend {
                 detail: text,
             });
         }
-        if lower.contains("server-busy") || lower.contains("server is busy") {
+        // azure_core_amqp shows a condition by its Rust name
+        // (`condition: InternalError`), not its AMQP symbol
+        // (`amqp:internal-error`): match both forms.
+        if lower.contains("server-busy")
+            || lower.contains("serverbusy")
+            || lower.contains("server is busy")
+        {
             return Failure::Final(EventHubsError::ServerBusy {
                 namespace: t.namespace.clone(),
                 detail: text,
@@ -314,6 +320,7 @@ impl AmqpBackend {
         let transient = lower.contains("connection")
             || lower.contains("detach")
             || lower.contains("internal-error")
+            || lower.contains("internalerror")
             || lower.contains("timed out")
             || lower.contains("timeout");
         Failure::Final(t.error(None, text, transient))
