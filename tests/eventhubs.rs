@@ -552,3 +552,20 @@ async fn tools_can_read_what_a_hub_stored_through_the_inspection_endpoint() {
     assert_eq!(listed[1]["sequence_number"], 1);
     assert_eq!(listed[0]["sender_app_id"], w.app.app_id.as_str());
 }
+
+#[tokio::test]
+async fn a_token_signed_with_a_retired_key_gets_one_fresh_token_over_https() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    s.send(&reading(1)).await.unwrap();
+    let issued = w.sandbox.identity().stats().tokens_issued();
+    // Entra rotates its signing key and retires the old one: the cached
+    // token no longer verifies (40103).
+    w.sandbox.issuer().rotate(true).unwrap();
+    s.send(&reading(2)).await.unwrap();
+    assert_eq!(w.sandbox.identity().stats().tokens_issued(), issued + 1);
+    assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 2);
+}

@@ -186,8 +186,8 @@ impl EventHubsError {
         match subcode {
             40102 => "no token was presented; the credential returned an empty token",
             40103 => {
-                "the token's signature is invalid: it was not issued by Entra ID for this cloud, \
-                 or was altered"
+                "the token's signature is invalid even after one fresh token: it was not issued \
+                 by Entra ID for this cloud (check the authority host), or was altered"
             }
             40104 => {
                 "the token's audience is wrong: request the scope https://eventhubs.azure.net/.default"

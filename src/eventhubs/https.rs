@@ -6,7 +6,8 @@
 //! with `BrokerProperties` and its properties as headers; several go as
 //! `application/vnd.microsoft.servicebus.json` batches of at most the size
 //! limit. The pipeline pools connections (keep-alive) and retries 408, 429,
-//! 5xx and I/O failures with bounded backoff; a `401 SubCode=40106` gets one
+//! 5xx and I/O failures with bounded backoff; a `401 SubCode=40106` (expired)
+//! or `40103` (signed with a retired key) gets one
 //! fresh token and one retry. Every batch is planned before the first is
 //! sent, so an event that cannot fit fails the call with nothing sent.
 
@@ -277,7 +278,10 @@ impl HttpsBackend {
             }
             let detail = detail_of(response.body());
             let subcode = subcode_of(&detail);
-            if status == 401 && matches!(subcode, Some(40106)) && !retried {
+            // Expired (40106), or signed by a key the service no longer
+            // trusts (40103: Entra rotated its signing key and retired the
+            // old one): a new token fixes both, once.
+            if status == 401 && matches!(subcode, Some(40106 | 40103)) && !retried {
                 retried = true;
                 self.credential.invalidate(&token);
                 continue;
