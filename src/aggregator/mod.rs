@@ -629,19 +629,7 @@ fn token_error(purpose: TokenPurpose, scope: &str, source: Error) -> Error {
 /// Text from an answer, fit for an error: at most `max` characters, control
 /// characters escaped so a CR/LF cannot forge log lines.
 fn clip(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::error::shorten_to(text, max)
 }
 
 #[cfg(test)]
