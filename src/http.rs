@@ -10,7 +10,10 @@
 //! roots. Certificate verification is never turned off.
 
 use crate::error::{Error, InvalidInput};
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use azure_core::http::{
+    ClientOptions, ExponentialRetryOptions, Pipeline, PipelineSendOptions, RawResponse, Request,
+    RetryOptions, Transport,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,4 +146,36 @@ impl HttpSettings {
             ..Default::default()
         })
     }
+
+    /// An `azure_core` pipeline over these settings: this crate's user
+    /// agent, the retry policy, the pooled HTTPS client.
+    pub(crate) fn pipeline(&self) -> Result<Pipeline, Error> {
+        Ok(Pipeline::new(
+            Some(env!("CARGO_PKG_NAME")),
+            Some(env!("CARGO_PKG_VERSION")),
+            self.client_options()?,
+            Vec::new(),
+            Vec::new(),
+            None,
+        ))
+    }
+}
+
+/// Sends `request` and returns the answer whatever its status: every caller
+/// reads the service's own error body (Entra's JSON, Event Hubs' `SubCode`,
+/// the API's `ForbidReason`), which azure_core's status check would discard.
+pub(crate) async fn send_unchecked(
+    pipeline: &Pipeline,
+    request: &mut Request,
+) -> azure_core::Result<RawResponse> {
+    pipeline
+        .send(
+            &azure_core::http::Context::new(),
+            request,
+            Some(PipelineSendOptions {
+                skip_checks: true,
+                ..Default::default()
+            }),
+        )
+        .await
 }

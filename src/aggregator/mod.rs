@@ -51,7 +51,7 @@ use crate::error::{chain, Error, InvalidInput};
 use crate::http::HttpSettings;
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_core::http::headers::HeaderName;
-use azure_core::http::{Method, Pipeline, PipelineSendOptions, Request};
+use azure_core::http::{Method, Pipeline, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -197,14 +197,7 @@ impl AggregatorClientBuilder {
                 Source::Other(_) => HttpSettings::default(),
             },
         };
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            http.client_options()?,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
+        let pipeline = http.pipeline()?;
         Ok(AggregatorClient {
             inner: Arc::new(Inner {
                 api_scope: format!("{api_app_id_uri}/.default"),
@@ -501,16 +494,7 @@ impl ClientHandle {
                 }
                 text
             };
-            let response = inner
-                .pipeline
-                .send(
-                    &azure_core::http::Context::new(),
-                    &mut request,
-                    Some(PipelineSendOptions {
-                        skip_checks: true,
-                        ..Default::default()
-                    }),
-                )
+            let response = crate::http::send_unchecked(&inner.pipeline, &mut request)
                 .await
                 .map_err(|e| {
                     let transient = matches!(

@@ -36,7 +36,7 @@ use crate::error::{chain, Error, InvalidInput};
 use crate::http::HttpSettings;
 use crate::tenant::{Cloud, ResourceTenant};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
-use azure_core::http::{ClientMethodOptions, Method, Pipeline, PipelineSendOptions, Request};
+use azure_core::http::{ClientMethodOptions, Method, Request};
 use azure_identity::{
     ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
     ClientSecretCredential, ClientSecretCredentialOptions,
@@ -536,24 +536,9 @@ impl Inner {
         );
         let operation = format!("resolving tenant {domain} at {url}");
         let parsed = Url::parse(&url).map_err(|e| Error::transport(&operation, e, false))?;
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            self.http.client_options()?,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
+        let pipeline = self.http.pipeline()?;
         let mut request = Request::new(parsed, Method::Get);
-        let response = pipeline
-            .send(
-                &azure_core::http::Context::new(),
-                &mut request,
-                Some(PipelineSendOptions {
-                    skip_checks: true,
-                    ..Default::default()
-                }),
-            )
+        let response = crate::http::send_unchecked(&pipeline, &mut request)
             .await
             .map_err(|e| Error::transport(&operation, chain(&e), true))?;
         let status = u16::from(response.status());

@@ -14,7 +14,7 @@
 use super::{EventHubsError, Prepared, SendOptions, SenderCredential, Target};
 use crate::error::{Error, InvalidInput};
 use crate::http::HttpSettings;
-use azure_core::http::{Method, Pipeline, PipelineSendOptions, Request};
+use azure_core::http::{Method, Pipeline, Request};
 use url::Url;
 
 const SINGLE_CONTENT_TYPE: &str = "application/atom+xml;type=entry;charset=utf-8";
@@ -68,14 +68,7 @@ impl HttpsBackend {
                 format!("it does not form a URL ({e})"),
             ))
         })?;
-        let pipeline = Pipeline::new(
-            Some(env!("CARGO_PKG_NAME")),
-            Some(env!("CARGO_PKG_VERSION")),
-            http.client_options()?,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
+        let pipeline = http.pipeline()?;
         Ok(Self {
             target,
             credential,
@@ -257,16 +250,7 @@ impl HttpsBackend {
                 request.insert_header(k.clone(), v.clone());
             }
             request.set_body(body.to_vec());
-            let response = self
-                .pipeline
-                .send(
-                    &azure_core::http::Context::new(),
-                    &mut request,
-                    Some(PipelineSendOptions {
-                        skip_checks: true,
-                        ..Default::default()
-                    }),
-                )
+            let response = crate::http::send_unchecked(&self.pipeline, &mut request)
                 .await
                 .map_err(|e| {
                     self.target
