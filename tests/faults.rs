@@ -37,13 +37,15 @@ const HUB: &str = "telemetry";
 /// 500 and CBS-refusal suites run in CI. What remains: when the namespace
 /// force-detaches a link (`Fault::Drop`) with a transfer in flight, the
 /// client never hears of that transfer again, and the call ends at the
-/// sender's 60 s `OPERATION_TIMEOUT` as a transient `NotAccepted`, with
-/// nothing lost or phantom. That test takes a minute per fault, so it is
-/// `#[ignore]`d: `cargo test --all-features --test faults -- --ignored`.
+/// sender's operation timeout (`EventHubSenderBuilder::operation_timeout`,
+/// 60 s by default) as a transient `NotAccepted`, with nothing lost or
+/// phantom. The test of it sets a 2 s timeout so it runs in CI.
 pub const AMQP_STALL: () = ();
 /// Small enough that a dozen 1 KB events need several service batches, so a
 /// fault can land in the middle of one call.
 const SMALL_LIMIT: u64 = 4096;
+/// The AMQP operation timeout of the stall test: short, so CI runs it.
+const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Fails the test instead of hanging CI if a scenario stalls (see the AMQP
 /// operation deadline in `src/eventhubs/amqp.rs`).
@@ -97,6 +99,19 @@ async fn small_batch_sender(w: &World, ns: &str, transport: Transport) -> EventH
         .transport(transport)
         .endpoint(endpoint)
         .max_message_size(SMALL_LIMIT)
+        .open()
+        .await
+        .unwrap()
+}
+
+/// An AMQP sender like [`small_batch_sender`]'s with a 2 s operation
+/// timeout, so a force-detached link costs seconds, not a minute.
+async fn amqp_sender_short_timeout(w: &World, ns: &str) -> EventHubSender {
+    EventHubSender::builder(ns, HUB, fast_credential(w))
+        .transport(Transport::Amqp)
+        .endpoint(w.sandbox.eventhubs().amqp_endpoint().to_string())
+        .max_message_size(SMALL_LIMIT)
+        .operation_timeout(STALL_TIMEOUT)
         .open()
         .await
         .unwrap()
@@ -357,24 +372,23 @@ async fn a_dropped_https_connection_mid_batch_loses_nothing() {
     .await;
 }
 
-/// KNOWN ISSUE (AMQP stall): when the sandbox detaches the sender link
-/// (`detach-forced`) or rejects a transfer as `unauthorized-access` in the
-/// middle of a call, the client's pending transfer is never completed by
-/// azure_messaging_eventhubs / fe2o3-amqp (no log line after the sandbox's
-/// "transfer received"), so the call ends only at the sender's 60 s
-/// operation deadline (`OPERATION_TIMEOUT`), as `NotAccepted` (transient).
-/// The promise still holds: the batches before are reported and stored, the
-/// rest are neither, and the next call works on a new connection. Ignored in
-/// CI because it takes over a minute per fault:
-/// `cargo test --all-features --test faults amqp_mid_batch -- --ignored`.
+/// A force-detached link (`detach-forced`) mid-call: the client's pending
+/// transfer is never completed by azure_messaging_eventhubs / fe2o3-amqp
+/// (no log line after the sandbox's "transfer received"), so the call ends
+/// at the sender's operation timeout (2 s here, 60 s by default) as
+/// `NotAccepted` (transient). A transfer rejected as `unauthorized-access`
+/// mid-call is answered at once, as `NotAccepted` caused by `Unauthorized`.
+/// Either way the batches before are reported and stored, the rest are
+/// neither, and the next call works on a new connection (it used to
+/// deadlock: the re-open waited for a write lock while the same statement
+/// held a read guard).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "takes 60 s per fault: a force-detached link ends only at the operation deadline (see AMQP_STALL)"]
 async fn amqp_mid_batch_detach_and_rejection_end_at_the_deadline_with_nothing_lost() {
     within("amqp stall", async {
         for fault in [Fault::Drop, Fault::RefuseToken] {
             let w = world().await;
             let ns = eventhubs_namespace(&w);
-            let sender = small_batch_sender(&w, &ns, Transport::Amqp).await;
+            let sender = amqp_sender_short_timeout(&w, &ns).await;
             let tag = format!("amqp-{fault:?}");
             let mut ledger = Ledger::default();
             w.sandbox.faults().inject(Service::EventHubsAmqp, pass(), 1);
@@ -384,7 +398,24 @@ async fn amqp_mid_batch_detach_and_rejection_end_at_the_deadline_with_nothing_lo
                 .send(&sender, events(&tag, 12))
                 .await
                 .expect_err("the call fails");
-            eprintln!("{tag}: after {:?}: {err}", started.elapsed());
+            let took = started.elapsed();
+            eprintln!("{tag}: after {took:?}: {err}");
+            if fault == Fault::Drop {
+                assert!(
+                    took >= STALL_TIMEOUT && took < STALL_TIMEOUT * 10,
+                    "{tag}: the call ends at the operation timeout, not before and not much after: {took:?}"
+                );
+                assert!(
+                    err.to_string().contains("operation timeout"),
+                    "{tag}: the error names the timeout: {err}"
+                );
+            } else {
+                assert!(took < STALL_TIMEOUT, "{tag}: a rejection is answered at once: {took:?}");
+                assert!(
+                    matches!(eventhubs_error(&err), EventHubsError::NotAccepted { cause, .. } if matches!(**cause, EventHubsError::Unauthorized { .. })),
+                    "{tag}: the rejection is the cause: {err}"
+                );
+            }
             assert!(
                 matches!(eventhubs_error(&err), EventHubsError::NotAccepted { accepted, .. } if (1..12).contains(accepted)),
                 "{tag}: {err}"
@@ -404,7 +435,7 @@ async fn amqp_mid_batch_detach_and_rejection_end_at_the_deadline_with_nothing_lo
 async fn a_token_refused_mid_batch_over_https_is_reported_and_the_rest_kept_back() {
     // The refusal is a 401 SubCode=40100 on the second request.
     within("refused", async {
-        // AMQP: see the ignored test above (the rejection stalls).
+        // AMQP: see the mid-batch detach test above.
         for (transport, service) in [(Transport::Https, Service::EventHubsHttps)] {
             let w = world().await;
             let ns = eventhubs_namespace(&w);
@@ -767,8 +798,7 @@ async fn aggregator_calls_under_5xx_and_401_mid_run_all_end_in_a_result() {
 
 /// How long the soak runs: `CROSSTENANT_SOAK_SECS` (default 10, the CI
 /// form). The long form, e.g. ten minutes:
-/// `CROSSTENANT_SOAK_SECS=600 cargo test --all-features --test faults soak -- --nocapture`
-/// (add `CROSSTENANT_SOAK_AMQP=1` to include the AMQP sender).
+/// `CROSSTENANT_SOAK_SECS=600 cargo test --all-features --test faults soak -- --nocapture`.
 fn soak_duration() -> Duration {
     let secs = std::env::var("CROSSTENANT_SOAK_SECS")
         .ok()
@@ -782,8 +812,8 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
     use crosstenant::aggregator::AggregatorClient;
     use crosstenant::sandbox::api::Access;
     let run_for = soak_duration();
-    // The AMQP operation deadline is 60 s: allow one stall to surface as an
-    // error rather than a hang.
+    // Room for a few AMQP operation timeouts (2 s each) after the run, so a
+    // stall surfaces as an error rather than a hang.
     let deadline = run_for + Duration::from_secs(110);
     let w = Arc::new(world().await);
     let ns = eventhubs_namespace(&w);
@@ -797,7 +827,7 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
     w.sandbox.identity().set_token_lifetime(4);
 
     let result = tokio::time::timeout(deadline, async {
-        let amqp = small_batch_sender(&w, &ns, Transport::Amqp).await;
+        let amqp = amqp_sender_short_timeout(&w, &ns).await;
         let https = small_batch_sender(&w, &ns, Transport::Https).await;
         let agg = AggregatorClient::builder(api.url(), "api://secure-api", fast_credential(&w))
             .http_settings(fast_http(&w))
@@ -811,9 +841,8 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
             let w = w.clone();
             tokio::spawn(async move {
                 let eh = [status(503), status(500), Fault::Drop, Fault::RefuseToken];
-                // Not Drop or RefuseToken over AMQP: each stalls a call until
-                // the 60 s operation deadline (see the ignored test above).
-                let amqp = [status(503), status(500), status(503), status(500)];
+                // A Drop over AMQP costs the sender's 2 s operation timeout.
+                let amqp = [status(503), status(500), Fault::Drop, Fault::RefuseToken];
                 let api = [status(503), status(401), status(500), Fault::Drop];
                 let identity = [status(503), status(500), Fault::Drop, status(429)];
                 let mut i = 0;
@@ -831,12 +860,7 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
         };
 
         let mut senders = Vec::new();
-        // AMQP joins only with CROSSTENANT_SOAK_AMQP=1: see AMQP_STALL.
-        let mut transports = vec![("https", https.clone())];
-        if std::env::var("CROSSTENANT_SOAK_AMQP").is_ok_and(|v| v == "1") {
-            transports.push(("amqp", amqp.clone()));
-        }
-        for (name, sender) in transports {
+        for (name, sender) in [("https", https.clone()), ("amqp", amqp.clone())] {
             for task in 0..2 {
                 let sender = sender.clone();
                 senders.push(tokio::spawn(async move {
@@ -889,12 +913,10 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
         // Faults off: both transports still work.
         w.sandbox.faults().clear();
         let mut after = Ledger::default();
-        if std::env::var("CROSSTENANT_SOAK_AMQP").is_ok_and(|v| v == "1") {
-            after
-                .send(&amqp, events("soak-after-amqp", 5))
-                .await
-                .unwrap();
-        }
+        after
+            .send(&amqp, events("soak-after-amqp", 5))
+            .await
+            .unwrap();
         after
             .send(&https, events("soak-after-https", 5))
             .await

@@ -12,13 +12,6 @@ use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient, RetryOpti
 use std::sync::Arc;
 use url::Url;
 
-/// How long one AMQP operation (attach with CBS, or a batch transfer and its
-/// disposition) may take before the sender gives up on it, as the other
-/// Azure SDKs' `TryTimeout` (60 s) does. azure_messaging_eventhubs has no
-/// overall deadline of its own: a peer that never settles a transfer would
-/// otherwise hold the caller forever.
-pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 pub(crate) struct AmqpBackend {
     /// Set after an operation timed out: the next send opens a new connection.
     stale: std::sync::atomic::AtomicBool,
@@ -26,6 +19,9 @@ pub(crate) struct AmqpBackend {
     credential: SenderCredential,
     endpoint: Option<Url>,
     websockets: bool,
+    /// [`DEFAULT_OPERATION_TIMEOUT`](super::DEFAULT_OPERATION_TIMEOUT)
+    /// unless the builder set another.
+    operation_timeout: std::time::Duration,
     producer: tokio::sync::RwLock<Arc<ProducerClient>>,
 }
 
@@ -42,6 +38,7 @@ impl AmqpBackend {
         credential: SenderCredential,
         endpoint: Option<Url>,
         websockets: bool,
+        operation_timeout: std::time::Duration,
     ) -> Result<Self, Error> {
         let producer = connect(&target, &credential, endpoint.as_ref(), websockets).await?;
         Ok(Self {
@@ -50,6 +47,7 @@ impl AmqpBackend {
             credential,
             endpoint,
             websockets,
+            operation_timeout,
             producer: tokio::sync::RwLock::new(Arc::new(producer)),
         })
     }
@@ -101,7 +99,11 @@ impl AmqpBackend {
         let mut accepted = 0;
         let mut reopened = false;
         if self.stale.swap(false, std::sync::atomic::Ordering::AcqRel) {
-            self.reopen(&self.producer.read().await.clone()).await?;
+            // Clone under the read lock and release it before `reopen` takes
+            // the write lock (a temporary guard would live to the end of the
+            // statement and deadlock it).
+            let old = self.producer.read().await.clone();
+            self.reopen(&old).await?;
         }
         loop {
             let producer = self.producer.read().await.clone();
@@ -155,23 +157,23 @@ impl AmqpBackend {
         Ok(())
     }
 
-    /// Runs one AMQP operation under [`OPERATION_TIMEOUT`]; a timeout marks
+    /// Runs one AMQP operation under the operation timeout; a timeout marks
     /// the connection stale.
     async fn timed<T>(
         &self,
         what: &str,
         op: impl std::future::Future<Output = azure_messaging_eventhubs::Result<T>>,
     ) -> Result<T, Failure> {
-        match tokio::time::timeout(OPERATION_TIMEOUT, op).await {
+        match tokio::time::timeout(self.operation_timeout, op).await {
             Ok(result) => result.map_err(|e| self.classify(e)),
             Err(_) => {
                 self.stale.store(true, std::sync::atomic::Ordering::Release);
                 Err(Failure::Final(self.target.error(
                     None,
                     format!(
-                        "{what} got no answer within {} s; its events may or may not have been \
-                         stored. The next send uses a new connection",
-                        OPERATION_TIMEOUT.as_secs()
+                        "{what} got no answer within {:?} (the operation timeout); its events \
+                         may or may not have been stored. The next send uses a new connection",
+                        self.operation_timeout
                     ),
                     true,
                 )))

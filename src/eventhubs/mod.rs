@@ -59,6 +59,14 @@ pub const EVENTHUBS_SCOPE: &str = "https://eventhubs.azure.net/.default";
 /// The largest event or batch of a Standard-tier namespace (1 MB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 
+/// How long one AMQP operation (attach with CBS, or a batch transfer and its
+/// disposition) may take by default before the sender gives up on it, as the
+/// other Azure SDKs' `TryTimeout` (60 s). azure_messaging_eventhubs has no
+/// overall deadline of its own: a peer that never settles a transfer would
+/// otherwise hold the caller forever. See
+/// [`EventHubSenderBuilder::operation_timeout`].
+pub const DEFAULT_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How the sender talks to the namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -310,6 +318,7 @@ pub struct EventHubSenderBuilder<T> {
     http: Option<HttpSettings>,
     extra_roots: Vec<String>,
     max_message_size: u64,
+    operation_timeout: std::time::Duration,
     _events: PhantomData<fn(&T)>,
 }
 
@@ -344,6 +353,7 @@ impl<T: Serialize> EventHubSender<T> {
             http,
             extra_roots: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             _events: PhantomData,
         }
     }
@@ -363,6 +373,7 @@ impl<T: Serialize> EventHubSender<T> {
             http: None,
             extra_roots: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             _events: PhantomData,
         }
     }
@@ -504,10 +515,29 @@ impl<T: Serialize> EventHubSenderBuilder<T> {
         self
     }
 
+    /// How long one AMQP operation (opening a link with its CBS token, or
+    /// one batch transfer and its outcome) may take before the sender gives
+    /// up on it, reports the batch not accepted (transient) and opens a new
+    /// connection for the next send. Default 60 s, as the other Azure SDKs'
+    /// `TryTimeout`; at least 1 s. The HTTPS transport uses the
+    /// [`HttpSettings`] timeouts instead.
+    pub fn operation_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Checks every value and connects.
     pub async fn open(self) -> Result<EventHubSender<T>, Error> {
         let namespace = namespace_host(&self.namespace)?;
         check_hub(&self.hub)?;
+        if self.operation_timeout < std::time::Duration::from_secs(1) {
+            return Err(InvalidInput::new(
+                "operation_timeout",
+                &format!("{:?}", self.operation_timeout),
+                "give at least 1 s (the default is 60 s)",
+            )
+            .into());
+        }
         if self.max_message_size < 1024 {
             return Err(InvalidInput::new(
                 "max_message_size",
@@ -534,6 +564,7 @@ impl<T: Serialize> EventHubSenderBuilder<T> {
                     self.credential.clone(),
                     endpoint,
                     self.transport == Transport::AmqpWebSockets,
+                    self.operation_timeout,
                 )
                 .await?,
             ),
