@@ -374,6 +374,15 @@ async fn bad_sender_input_is_refused_before_any_request() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("loopback"), "{err}");
+    let err = EventHubSender::<Reading>::builder(&ns, "telemetry", w.credential())
+        .operation_timeout(std::time::Duration::from_millis(10))
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(i) if i.to_string().contains("operation_timeout") && i.to_string().contains("10ms")),
+        "{err}"
+    );
     let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Https)
         .await
         .unwrap();
