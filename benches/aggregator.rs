@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const CLIENTS: usize = 1_000;
+
+/// One plain reqwest call, boxed so both plain anchors share one loop.
+type PlainCall = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 const CALLS: usize = 10_000;
 
 fn client_name(i: usize) -> String {
@@ -158,67 +161,167 @@ fn per_call(
         }
     };
     rt.block_on(plain_get());
+    // The same calls with both tokens in hand, cycling through the same
+    // 1,000 clients: the server does exactly what it does for ours, so this
+    // ratio is the client's own overhead.
+    let in_hand: Arc<Vec<(String, String, String)>> = Arc::new(rt.block_on(async {
+        let api = credential
+            .token(&format!("{API_URI}/.default"))
+            .await
+            .unwrap();
+        let mut all = Vec::with_capacity(CLIENTS);
+        for i in 0..CLIENTS {
+            let client = credential
+                .token(&format!("api://{}/.default", client_name(i)))
+                .await
+                .unwrap();
+            all.push((
+                format!("{url}api/{}/data", client_name(i)),
+                format!("Bearer {}", api.token.secret()),
+                client.token.secret().to_string(),
+            ));
+        }
+        all
+    }));
+    let plain_two = {
+        let (http, next) = (http.clone(), Arc::new(AtomicUsize::new(0)));
+        move || {
+            let (http, in_hand) = (http.clone(), in_hand.clone());
+            let i = next.fetch_add(1, Ordering::Relaxed) % CLIENTS;
+            async move {
+                let (data_url, api_bearer, secondary) = &in_hand[i];
+                let resp = http
+                    .get(data_url)
+                    .header("authorization", api_bearer)
+                    .header("x-secondary-token", secondary)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success(), "{}", resp.status());
+                let body = resp.bytes().await.unwrap();
+                black_box(serde_json::from_slice::<Value>(&body).unwrap());
+            }
+        }
+    };
+    rt.block_on(plain_two());
 
-    let (s_obo, s_own, s_plain) = (Samples::default(), Samples::default(), Samples::default());
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut group = c.benchmark_group("aggregator_call");
-    group.bench_function("ours_on_behalf_of_1000_clients", |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let (handles, next, s) = (handles.clone(), next.clone(), s_obo.clone());
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let h = &handles[next.fetch_add(1, Ordering::Relaxed) % CLIENTS];
-                    black_box(h.get::<Value>("data").await.unwrap());
+    // Twice: with the sandbox API remembering verified tokens (as a resource
+    // server's JWT cache does; the client's cost shows), and verifying both
+    // RS256 signatures on every call (the server's cost included).
+    for verified_cache in [true, false] {
+        world
+            .sandbox
+            .issuer()
+            .set_verified_token_cache(verified_cache);
+        let server = if verified_cache {
+            "server remembers verified tokens"
+        } else {
+            "server verifies every signature"
+        };
+        let (s_obo, s_own, s_plain, s_two) = (
+            Samples::default(),
+            Samples::default(),
+            Samples::default(),
+            Samples::default(),
+        );
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut group = c.benchmark_group(if verified_cache {
+            "aggregator_call"
+        } else {
+            "aggregator_call_uncached_server"
+        });
+        group.bench_function("ours_on_behalf_of_1000_clients", |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (handles, next, s) = (handles.clone(), next.clone(), s_obo.clone());
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let h = &handles[next.fetch_add(1, Ordering::Relaxed) % CLIENTS];
+                        black_box(h.get::<Value>("data").await.unwrap());
+                    }
+                    let elapsed = start.elapsed();
+                    s.record(iters, elapsed);
+                    elapsed
                 }
-                let elapsed = start.elapsed();
-                s.record(iters, elapsed);
-                elapsed
-            }
-        })
-    });
-    group.bench_function("ours_as_client_single_token", |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let (own, s) = (own.clone(), s_own.clone());
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(own.get::<Value>("data").await.unwrap());
+            })
+        });
+        group.bench_function("ours_as_client_single_token", |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (own, s) = (own.clone(), s_own.clone());
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(own.get::<Value>("data").await.unwrap());
+                    }
+                    let elapsed = start.elapsed();
+                    s.record(iters, elapsed);
+                    elapsed
                 }
-                let elapsed = start.elapsed();
-                s.record(iters, elapsed);
-                elapsed
-            }
-        })
-    });
-    group.bench_function("plain_reqwest_bearer", |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let (plain_get, s) = (plain_get.clone(), s_plain.clone());
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    plain_get().await;
-                }
-                let elapsed = start.elapsed();
-                s.record(iters, elapsed);
-                elapsed
-            }
-        })
-    });
-    group.finish();
-    let (obo, own, plain) = (s_obo.median_ns(), s_own.median_ns(), s_plain.median_ns());
-    result(
-        "aggregator_call",
-        format!(
-            "on behalf of (2 tokens) = {:.0} us, as client (1 token) = {:.0} us, plain reqwest \
-             bearer = {:.0} us; on_behalf_of/plain = {:.2} (goal <= 1.2), as_client/plain = {:.2}",
-            obo / 1e3,
-            own / 1e3,
-            plain / 1e3,
-            obo / plain,
-            own / plain
-        ),
-    );
+            })
+        });
+        for (name, call, s) in [
+            (
+                "plain_reqwest_bearer",
+                Box::new({
+                    let f = plain_get.clone();
+                    move || Box::pin(f()) as PlainCall
+                }) as Box<dyn Fn() -> PlainCall + Send + Sync>,
+                &s_plain,
+            ),
+            (
+                "plain_reqwest_two_tokens",
+                Box::new({
+                    let f = plain_two.clone();
+                    move || Box::pin(f()) as PlainCall
+                }),
+                &s_two,
+            ),
+        ] {
+            let call: Arc<dyn Fn() -> PlainCall + Send + Sync> = Arc::from(call);
+            group.bench_function(name, |b| {
+                b.to_async(rt).iter_custom(|iters| {
+                    let (call, s) = (call.clone(), s.clone());
+                    async move {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            call().await;
+                        }
+                        let elapsed = start.elapsed();
+                        s.record(iters, elapsed);
+                        elapsed
+                    }
+                })
+            });
+        }
+        group.finish();
+        let (obo, own, plain, two) = (
+            s_obo.median_ns(),
+            s_own.median_ns(),
+            s_plain.median_ns(),
+            s_two.median_ns(),
+        );
+        result(
+            if verified_cache {
+                "aggregator_call"
+            } else {
+                "aggregator_call_uncached_server"
+            },
+            format!(
+                "({server}) on behalf of (2 tokens) = {:.0} us, as client (1 token) = {:.0} us, \
+                 plain reqwest bearer = {:.0} us, plain reqwest with both tokens = {:.0} us; \
+                 on_behalf_of/plain = {:.2} (goal <= 1.2), on_behalf_of/plain two-token = {:.2}, \
+                 as_client/plain = {:.2}",
+                obo / 1e3,
+                own / 1e3,
+                plain / 1e3,
+                two / 1e3,
+                obo / plain,
+                obo / two,
+                own / plain
+            ),
+        );
+    }
+    world.sandbox.issuer().set_verified_token_cache(true);
     cached_lookup_with_many_scopes(c, rt, world, credential);
 }
 

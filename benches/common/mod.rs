@@ -39,6 +39,14 @@ pub fn criterion() -> Criterion {
 
 /// Starts the demo world on `rt`.
 pub fn world(rt: &tokio::runtime::Runtime) -> DemoWorld {
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+        eprintln!(
+            "WARNING: RUST_BACKTRACE is set. azure_core's pipeline builds an error for a missing \
+             x-ms-client-request-id on every request, and with RUST_BACKTRACE that error captures \
+             a backtrace: every call through an azure_core pipeline (ours) slows down, a plain \
+             reqwest call does not. Run the benches with RUST_BACKTRACE unset."
+        );
+    }
     rt.block_on(DemoWorld::start()).expect("sandbox starts")
 }
 
