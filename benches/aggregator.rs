@@ -7,7 +7,7 @@
 mod common;
 
 use azure_core::credentials::TokenCredential;
-use common::{result, Samples};
+use common::{quantile, result, Samples};
 use criterion::Criterion;
 use crosstenant::aggregator::{AggregatorClient, ClientHandle};
 use crosstenant::sandbox::api::Access;
@@ -17,13 +17,14 @@ use serde_json::Value;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 1_000;
 
-/// One plain reqwest call, boxed so both plain anchors share one loop.
-type PlainCall = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 const CALLS: usize = 10_000;
+/// Per-call comparison: rounds, and calls of each kind per round.
+const CALL_ROUNDS: usize = 20;
+const CALLS_PER_ROUND: usize = 250;
 
 fn client_name(i: usize) -> String {
     format!("client{i}")
@@ -218,88 +219,35 @@ fn per_call(
         } else {
             "server verifies every signature"
         };
-        let (s_obo, s_own, s_plain, s_two) = (
-            Samples::default(),
-            Samples::default(),
-            Samples::default(),
-            Samples::default(),
-        );
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut group = c.benchmark_group(if verified_cache {
-            "aggregator_call"
-        } else {
-            "aggregator_call_uncached_server"
-        });
-        group.bench_function("ours_on_behalf_of_1000_clients", |b| {
-            b.to_async(rt).iter_custom(|iters| {
-                let (handles, next, s) = (handles.clone(), next.clone(), s_obo.clone());
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let h = &handles[next.fetch_add(1, Ordering::Relaxed) % CLIENTS];
-                        black_box(h.get::<Value>("data").await.unwrap());
-                    }
-                    let elapsed = start.elapsed();
-                    s.record(iters, elapsed);
-                    elapsed
-                }
-            })
-        });
-        group.bench_function("ours_as_client_single_token", |b| {
-            b.to_async(rt).iter_custom(|iters| {
-                let (own, s) = (own.clone(), s_own.clone());
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(own.get::<Value>("data").await.unwrap());
-                    }
-                    let elapsed = start.elapsed();
-                    s.record(iters, elapsed);
-                    elapsed
-                }
-            })
-        });
-        for (name, call, s) in [
-            (
-                "plain_reqwest_bearer",
-                Box::new({
-                    let f = plain_get.clone();
-                    move || Box::pin(f()) as PlainCall
-                }) as Box<dyn Fn() -> PlainCall + Send + Sync>,
-                &s_plain,
-            ),
-            (
-                "plain_reqwest_two_tokens",
-                Box::new({
-                    let f = plain_two.clone();
-                    move || Box::pin(f()) as PlainCall
-                }),
-                &s_two,
-            ),
-        ] {
-            let call: Arc<dyn Fn() -> PlainCall + Send + Sync> = Arc::from(call);
-            group.bench_function(name, |b| {
-                b.to_async(rt).iter_custom(|iters| {
-                    let (call, s) = (call.clone(), s.clone());
-                    async move {
+        // Interleaved: every round runs each kind of call in turn, so a
+        // noisy neighbour (this machine is shared, and the sandbox shares its
+        // two cores) slows all four alike; the medians of per-call times are
+        // compared.
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        rt.block_on(async {
+            let mut next = 0usize;
+            for _ in 0..CALL_ROUNDS {
+                for (kind, samples) in times.iter_mut().enumerate() {
+                    for _ in 0..CALLS_PER_ROUND {
                         let start = Instant::now();
-                        for _ in 0..iters {
-                            call().await;
+                        match kind {
+                            0 => {
+                                let h = &handles[next % CLIENTS];
+                                next += 1;
+                                black_box(h.get::<Value>("data").await.unwrap());
+                            }
+                            1 => {
+                                black_box(own.get::<Value>("data").await.unwrap());
+                            }
+                            2 => plain_get().await,
+                            _ => plain_two().await,
                         }
-                        let elapsed = start.elapsed();
-                        s.record(iters, elapsed);
-                        elapsed
+                        samples.push(start.elapsed());
                     }
-                })
-            });
-        }
-        group.finish();
-        let (obo, own, plain, two) = (
-            s_obo.median_ns(),
-            s_own.median_ns(),
-            s_plain.median_ns(),
-            s_two.median_ns(),
-        );
+                }
+            }
+        });
+        let [obo, own_t, plain, two] = times.map(|mut t| quantile(&mut t, 0.5).as_secs_f64() * 1e6);
         result(
             if verified_cache {
                 "aggregator_call"
@@ -307,17 +255,15 @@ fn per_call(
                 "aggregator_call_uncached_server"
             },
             format!(
-                "({server}) on behalf of (2 tokens) = {:.0} us, as client (1 token) = {:.0} us, \
-                 plain reqwest bearer = {:.0} us, plain reqwest with both tokens = {:.0} us; \
+                "({server}; medians of {} interleaved calls each) on behalf of (2 tokens) = \
+                 {obo:.0} us, as client (1 token) = {own_t:.0} us, plain reqwest bearer = \
+                 {plain:.0} us, plain reqwest with both tokens = {two:.0} us; \
                  on_behalf_of/plain = {:.2} (goal <= 1.2), on_behalf_of/plain two-token = {:.2}, \
                  as_client/plain = {:.2}",
-                obo / 1e3,
-                own / 1e3,
-                plain / 1e3,
-                two / 1e3,
+                CALL_ROUNDS * CALLS_PER_ROUND,
                 obo / plain,
                 obo / two,
-                own / plain
+                own_t / plain
             ),
         );
     }
