@@ -168,15 +168,12 @@ impl AmqpBackend {
             Ok(result) => result.map_err(|e| self.classify(e)),
             Err(_) => {
                 self.stale.store(true, std::sync::atomic::Ordering::Release);
-                Err(Failure::Final(self.target.error(
-                    None,
-                    format!(
-                        "{what} got no answer within {:?} (the operation timeout); its events \
-                         may or may not have been stored. The next send uses a new connection",
-                        self.operation_timeout
-                    ),
-                    true,
-                )))
+                Err(Failure::Final(EventHubsError::Timeout {
+                    namespace: self.target.namespace.clone(),
+                    hub: self.target.hub.clone(),
+                    operation: what.to_string(),
+                    after: self.operation_timeout,
+                }))
             }
         }
     }

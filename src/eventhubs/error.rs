@@ -141,9 +141,33 @@ pub enum EventHubsError {
         transient: bool,
     },
 
+    /// An operation got no answer within the sender's operation timeout
+    /// (AMQP). The service may or may not have stored its events: check
+    /// before sending them again if a duplicate would matter (Event Hubs
+    /// delivers at least once either way). The next send uses a new
+    /// connection.
+    #[error(
+        "{operation} to Event Hub `{hub}` in {namespace} got no answer within {after:?} (the \
+         operation timeout); its events may or may not have been stored. The next send uses a \
+         new connection"
+    )]
+    Timeout {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
+        /// What was waiting: opening the link, or a batch transfer.
+        operation: String,
+        /// The operation timeout.
+        after: std::time::Duration,
+    },
+
     /// Some events were accepted and the rest were not. Events are sent in
     /// order, batch by batch: the first `accepted` of the call's events are
-    /// stored by the service; those from `accepted` on were **not**.
+    /// stored by the service; those from `accepted` on were **not**, unless
+    /// the cause is a [`Timeout`](EventHubsError::Timeout)
+    /// ([`outcome_unknown`](EventHubsError::outcome_unknown)), when the
+    /// first batch of them may have been.
     #[error(
         "{accepted} of {total} events were accepted; events {accepted}..{total} were not: {cause}"
     )]
@@ -161,10 +185,20 @@ impl EventHubsError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            EventHubsError::ServerBusy { .. } => true,
+            EventHubsError::ServerBusy { .. } | EventHubsError::Timeout { .. } => true,
             EventHubsError::Service { transient, .. } => *transient,
             EventHubsError::NotAccepted { cause, .. } => cause.is_transient(),
             EventHubsError::TokenRejected { subcode, .. } => *subcode == 40106,
+            _ => false,
+        }
+    }
+
+    /// Whether the service may have stored events this error reports as not
+    /// accepted: the operation timed out before its answer came.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            EventHubsError::Timeout { .. } => true,
+            EventHubsError::NotAccepted { cause, .. } => cause.outcome_unknown(),
             _ => false,
         }
     }

@@ -33,7 +33,7 @@ pub const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 
 /// The default pause before the AMQP listener settles a transfer or a
 /// request; see [`EventHubsSandbox::set_settle_delay`].
-pub const DEFAULT_SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+pub const DEFAULT_SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Audiences Event Hubs accepts in a token.
 pub const AUDIENCES: &[&str] = &[
@@ -544,15 +544,18 @@ impl EventHubsSandbox {
     }
 
     /// Sets the pause before the AMQP listener settles a transfer or a CBS or
-    /// management request (default [`DEFAULT_SETTLE_DELAY`], 2 ms).
+    /// management request (default [`DEFAULT_SETTLE_DELAY`], 10 ms).
     ///
     /// A real namespace is at least a network round trip away. fe2o3-amqp
     /// 0.16's sender records a delivery as unsettled only *after* handing its
     /// transfer to the session, so an in-process peer that settles within
     /// microseconds can beat it there when the sender's thread is
     /// descheduled in between; the settlement is then dropped and the send
-    /// waits forever. The pause stands in for the round trip. Zero turns it
-    /// off (and brings that race back under load).
+    /// waits forever. The pause stands in for the round trip. 2 ms was not
+    /// enough on a 2-core machine under load: the fault suite stalled in one
+    /// run of five with a busy loop beside it, and in three of three with
+    /// two. With 10 ms: none in six runs with one busy loop, one in sixteen
+    /// with two. Zero turns it off (and brings that race back under load).
     pub fn set_settle_delay(&self, delay: std::time::Duration) {
         self.state
             .settle_delay_micros
