@@ -383,6 +383,47 @@ async fn a_dropped_https_connection_mid_batch_loses_nothing() {
     .await;
 }
 
+/// A peer that accepts the TCP connection and then never says a word: opening
+/// the sender ends at the operation timeout with `Timeout`, not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_peer_that_never_answers_fails_the_open_at_the_operation_timeout() {
+    within("silent peer", async {
+        let w = world().await;
+        let ns = eventhubs_namespace(&w);
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                open.push(socket);
+            }
+        });
+        let started = Instant::now();
+        let err = EventHubSender::<serde_json::Value>::builder(&ns, HUB, fast_credential(&w))
+            .transport(Transport::Amqp)
+            .endpoint(format!("amqp://{addr}"))
+            .operation_timeout(Duration::from_secs(1))
+            .open()
+            .await
+            .expect_err("nobody answers");
+        let took = started.elapsed();
+        held.abort();
+        assert!(
+            matches!(eventhubs_error(&err), EventHubsError::Timeout { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("opening the AMQP connection"),
+            "{err}"
+        );
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+            "{took:?}"
+        );
+    })
+    .await;
+}
+
 /// A force-detached link (`detach-forced`) mid-call: the client's pending
 /// transfer is never completed by azure_messaging_eventhubs / fe2o3-amqp
 /// (no log line after the sandbox's "transfer received"), so the call ends

@@ -40,7 +40,14 @@ impl AmqpBackend {
         websockets: bool,
         operation_timeout: std::time::Duration,
     ) -> Result<Self, Error> {
-        let producer = connect(&target, &credential, endpoint.as_ref(), websockets).await?;
+        let producer = connect(
+            &target,
+            &credential,
+            endpoint.as_ref(),
+            websockets,
+            operation_timeout,
+        )
+        .await?;
         Ok(Self {
             stale: std::sync::atomic::AtomicBool::new(false),
             target,
@@ -148,6 +155,7 @@ impl AmqpBackend {
             &self.credential,
             self.endpoint.as_ref(),
             self.websockets,
+            self.operation_timeout,
         )
         .await?;
         let mut slot = self.producer.write().await;
@@ -346,7 +354,31 @@ fn event_data(p: &Prepared) -> EventData {
     b.build()
 }
 
+/// Opens a producer on a new connection, within `timeout`: a peer that
+/// accepts the socket but never answers would otherwise hold the caller.
 async fn connect(
+    target: &Target,
+    credential: &SenderCredential,
+    endpoint: Option<&Url>,
+    websockets: bool,
+    timeout: std::time::Duration,
+) -> Result<ProducerClient, Error> {
+    tokio::time::timeout(
+        timeout,
+        connect_unbounded(target, credential, endpoint, websockets),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::EventHubs(Box::new(EventHubsError::Timeout {
+            namespace: target.namespace.clone(),
+            hub: target.hub.clone(),
+            operation: "opening the AMQP connection".into(),
+            after: timeout,
+        })))
+    })
+}
+
+async fn connect_unbounded(
     target: &Target,
     credential: &SenderCredential,
     endpoint: Option<&Url>,
