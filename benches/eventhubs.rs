@@ -7,7 +7,6 @@
 
 mod common;
 
-use azure_core::credentials::TokenCredential;
 use azure_messaging_eventhubs::models::EventData;
 use azure_messaging_eventhubs::ProducerClient;
 use common::{quantile, result, Samples};
@@ -34,23 +33,6 @@ const HANDSHAKE_TASKS: usize = 8;
 fn payload(bytes: usize) -> Vec<u8> {
     // Printable ASCII: the HTTPS batch format carries bodies as JSON strings.
     (0..bytes).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-async fn raw_producer(world: &DemoWorld) -> ProducerClient {
-    let credential: Arc<dyn TokenCredential> = common::ours(world);
-    ProducerClient::builder()
-        .with_custom_endpoint(
-            world
-                .sandbox
-                .eventhubs()
-                .amqp_endpoint()
-                .as_str()
-                .trim_end_matches('/')
-                .to_string(),
-        )
-        .open(&world.namespace, HUB, credential)
-        .await
-        .expect("raw producer opens")
 }
 
 /// One batch of `body`-sized events through the raw client, as its docs
@@ -124,7 +106,7 @@ where
 /// Ours and raw alternate in rounds so a noisy neighbour hits both.
 fn amqp(_c: &mut Criterion, rt: &tokio::runtime::Runtime, world: &DemoWorld) {
     let ours = rt.block_on(our_sender(world, Transport::Amqp));
-    let raw = Arc::new(rt.block_on(raw_producer(world)));
+    let raw = Arc::new(rt.block_on(common::raw_producer(world, common::ours(world))));
     let body = payload(EVENT_BYTES);
     let tiny = payload(TINY_BYTES);
     let (mut t_ours, mut t_raw, mut t_tiny) = (Vec::new(), Vec::new(), Vec::new());
@@ -144,7 +126,7 @@ fn amqp(_c: &mut Criterion, rt: &tokio::runtime::Runtime, world: &DemoWorld) {
     // A second ceiling: two raw producers (two connections) sending 1 KB
     // batches at once. If together they beat one, one sender was not
     // limited by the sandbox.
-    let second = Arc::new(rt.block_on(raw_producer(world)));
+    let second = Arc::new(rt.block_on(common::raw_producer(world, common::ours(world))));
     let rounds = AMQP_PER_ROUND * 2;
     let (one, two) = rt.block_on(async {
         raw_send(&second, &body, BATCH).await;

@@ -14,7 +14,6 @@
 mod common;
 
 use azure_core::credentials::TokenCredential;
-use azure_messaging_eventhubs::ProducerClient;
 use common::result;
 use crosstenant::eventhubs::{Event, EventHubSender, SendOptions, Transport};
 use crosstenant::sandbox::api::Access;
@@ -126,25 +125,6 @@ async fn per_token(cred: Arc<dyn TokenCredential>, scopes: Arc<Vec<String>>) -> 
     (after - before) as f64 / scopes.len() as f64
 }
 
-async fn amqp_endpoint_producer(
-    world: &DemoWorld,
-    cred: Arc<dyn TokenCredential>,
-) -> ProducerClient {
-    ProducerClient::builder()
-        .with_custom_endpoint(
-            world
-                .sandbox
-                .eventhubs()
-                .amqp_endpoint()
-                .as_str()
-                .trim_end_matches('/')
-                .to_string(),
-        )
-        .open(&world.namespace, HUB, cred)
-        .await
-        .expect("raw producer opens")
-}
-
 async fn our_sender(
     world: &DemoWorld,
     transport: Transport,
@@ -173,7 +153,7 @@ async fn per_sender(world: DemoWorld) -> [f64; 4] {
     // sender.
     let warm = (
         our_sender(&world, Transport::Amqp, &ours_cred).await,
-        amqp_endpoint_producer(&world, cred.clone()).await,
+        common::raw_producer(&world, cred.clone()).await,
         our_sender(&world, Transport::Https, &ours_cred).await,
     );
 
@@ -187,7 +167,7 @@ async fn per_sender(world: DemoWorld) -> [f64; 4] {
     let before = held().await;
     let mut raw = Vec::new();
     for _ in 0..AMQP_SENDERS {
-        raw.push(amqp_endpoint_producer(&world, cred.clone()).await);
+        raw.push(common::raw_producer(&world, cred.clone()).await);
     }
     let amqp_raw = (held().await - before) as f64 / AMQP_SENDERS as f64;
 

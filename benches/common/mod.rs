@@ -87,6 +87,27 @@ pub fn ours(world: &DemoWorld) -> Arc<dyn TokenCredential> {
     world.credential().expect("our credential")
 }
 
+/// The anchor producer: raw azure_messaging_eventhubs `ProducerClient` on
+/// the sandbox's plain loopback AMQP endpoint, with `cred`.
+pub async fn raw_producer(
+    world: &DemoWorld,
+    cred: Arc<dyn TokenCredential>,
+) -> azure_messaging_eventhubs::ProducerClient {
+    azure_messaging_eventhubs::ProducerClient::builder()
+        .with_custom_endpoint(
+            world
+                .sandbox
+                .eventhubs()
+                .amqp_endpoint()
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+        )
+        .open(&world.namespace, crosstenant::sandbox::demo::HUB, cred)
+        .await
+        .expect("raw producer opens")
+}
+
 /// Token requests the sandbox's identity service has answered so far.
 pub fn token_requests(world: &DemoWorld) -> u64 {
     world.sandbox.identity().stats().token_requests()
