@@ -305,72 +305,57 @@ async fn mid_batch_scenario(
     eh
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_server_busy_mid_batch_is_retried_then_reported_with_nothing_lost_or_phantom() {
+/// A 503 mid-batch: retried, then the rest reported not accepted as
+/// `ServerBusy` (transient), with nothing lost or phantom.
+async fn server_busy_mid_batch(transport: Transport, service: Service) {
     within("503", async {
-        for (transport, service) in [(Transport::Https, Service::EventHubsHttps)] {
-            let err = mid_batch_scenario(transport, service, status(503), 2).await;
-            let EventHubsError::NotAccepted { cause, .. } = &err else {
-                unreachable!()
-            };
-            assert!(
-                matches!(**cause, EventHubsError::ServerBusy { .. }),
-                "{transport:?}: {err}"
-            );
-            assert!(err.is_transient(), "{transport:?}: busy is transient");
-            assert!(err.to_string().contains("were not"), "{err}");
-        }
+        let err = mid_batch_scenario(transport, service, status(503), 2).await;
+        let EventHubsError::NotAccepted { cause, .. } = &err else {
+            unreachable!()
+        };
+        assert!(
+            matches!(**cause, EventHubsError::ServerBusy { .. }),
+            "{transport:?}: {err}"
+        );
+        assert!(err.is_transient(), "{transport:?}: busy is transient");
+        assert!(err.to_string().contains("were not"), "{err}");
     })
     .await;
+}
+
+/// A 500 mid-batch: retried, then reported as transient, with nothing lost
+/// or phantom.
+async fn internal_errors_mid_batch(transport: Transport, service: Service) {
+    within("500", async {
+        let err = mid_batch_scenario(transport, service, status(500), 1).await;
+        assert!(
+            err.is_transient(),
+            "{transport:?}: a 500 is transient: {err}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_server_busy_mid_batch_is_retried_then_reported_with_nothing_lost_or_phantom() {
+    server_busy_mid_batch(Transport::Https, Service::EventHubsHttps).await;
 }
 
 /// Over AMQP (once stalled by the settle race, see [`AMQP_STALL`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_server_busy_mid_batch_is_retried_then_reported_with_nothing_lost_or_phantom() {
-    within("503", async {
-        for (transport, service) in [(Transport::Amqp, Service::EventHubsAmqp)] {
-            let err = mid_batch_scenario(transport, service, status(503), 2).await;
-            let EventHubsError::NotAccepted { cause, .. } = &err else {
-                unreachable!()
-            };
-            assert!(
-                matches!(**cause, EventHubsError::ServerBusy { .. }),
-                "{transport:?}: {err}"
-            );
-            assert!(err.is_transient(), "{transport:?}: busy is transient");
-            assert!(err.to_string().contains("were not"), "{err}");
-        }
-    })
-    .await;
+    server_busy_mid_batch(Transport::Amqp, Service::EventHubsAmqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_internal_errors_mid_batch_are_retried_then_reported_with_nothing_lost_or_phantom() {
-    within("500", async {
-        for (transport, service) in [(Transport::Https, Service::EventHubsHttps)] {
-            let err = mid_batch_scenario(transport, service, status(500), 1).await;
-            assert!(
-                err.is_transient(),
-                "{transport:?}: a 500 is transient: {err}"
-            );
-        }
-    })
-    .await;
+    internal_errors_mid_batch(Transport::Https, Service::EventHubsHttps).await;
 }
 
-/// Over AMQP: see [`AMQP_STALL`].
+/// Over AMQP (once stalled by the settle race, see [`AMQP_STALL`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_internal_errors_mid_batch_are_retried_then_reported_with_nothing_lost_or_phantom() {
-    within("500", async {
-        for (transport, service) in [(Transport::Amqp, Service::EventHubsAmqp)] {
-            let err = mid_batch_scenario(transport, service, status(500), 1).await;
-            assert!(
-                err.is_transient(),
-                "{transport:?}: a 500 is transient: {err}"
-            );
-        }
-    })
-    .await;
+    internal_errors_mid_batch(Transport::Amqp, Service::EventHubsAmqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
