@@ -2,17 +2,18 @@
 //! made), the cost of one call against a plain single-token bearer call to
 //! the same endpoint, and the cached-token lookup with 1,001 scopes cached.
 //!
-//! Run: `cargo bench --features sandbox --bench aggregator`.
+//! Run: `cargo bench --bench aggregator`.
 
 mod common;
+use common::DemoCredential;
 
 use azure_core::credentials::TokenCredential;
 use common::{quantile, result, Samples};
 use criterion::Criterion;
 use crosstenant::aggregator::{AggregatorClient, ClientHandle};
-use crosstenant::sandbox::api::Access;
-use crosstenant::sandbox::demo::{DemoWorld, API_URI};
 use crosstenant::CrossTenantCredential;
+use crosstenant_sandbox::api::Access;
+use crosstenant_sandbox::demo::{DemoWorld, API_URI};
 use serde_json::Value;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,15 +2,15 @@
 //! while a refresh is in flight — ours against azure_identity's
 //! `ClientSecretCredential` (the anchor), in one run on the sandbox.
 //!
-//! Run: `cargo bench --features sandbox --bench credential`.
+//! Run: `cargo bench --bench credential`.
 
 mod common;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use common::{quantile, result, us, Samples, EVENTHUBS_SCOPE};
 use criterion::Criterion;
-use crosstenant::sandbox::demo::DemoWorld;
-use crosstenant::sandbox::faults::{Fault, Service};
+use crosstenant_sandbox::demo::DemoWorld;
+use crosstenant_sandbox::faults::{Fault, Service};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,16 +3,17 @@
 //! sandbox's own ceiling, and HTTPS single against batch sends with the TLS
 //! handshakes they cost.
 //!
-//! Run: `cargo bench --features sandbox --bench eventhubs`.
+//! Run: `cargo bench --bench eventhubs`.
 
 mod common;
+use common::DemoCredential;
 
 use azure_messaging_eventhubs::models::EventData;
 use azure_messaging_eventhubs::ProducerClient;
 use common::{quantile, result, Samples};
 use criterion::{Criterion, Throughput};
 use crosstenant::eventhubs::{Event, EventHubSender, SendOptions, Transport};
-use crosstenant::sandbox::demo::{DemoWorld, HUB};
+use crosstenant_sandbox::demo::{DemoWorld, HUB};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -9,16 +9,17 @@
 //! client holds. Sizes are the sizes asked of the allocator, without
 //! malloc's own overhead.
 //!
-//! Run: `cargo bench --features sandbox --bench memory`.
+//! Run: `cargo bench --bench memory`.
 
 mod common;
+use common::DemoCredential;
 
 use azure_core::credentials::TokenCredential;
 use common::result;
 use crosstenant::eventhubs::{Event, EventHubSender, SendOptions, Transport};
-use crosstenant::sandbox::api::Access;
-use crosstenant::sandbox::demo::{DemoWorld, HUB};
 use crosstenant::CrossTenantCredential;
+use crosstenant_sandbox::api::Access;
+use crosstenant_sandbox::demo::{DemoWorld, HUB};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -4,7 +4,7 @@
 //! On the embedded sandbox (no network needed):
 //!
 //! ```sh
-//! cargo run --example aggregator --features sandbox
+//! cargo run --example aggregator
 //! ```
 //!
 //! It sets up the resource owner's API (`api://secure-api`, roles `API.Read`,
@@ -28,9 +28,9 @@
 //! or the typed error.
 
 use crosstenant::aggregator::AggregatorClient;
-use crosstenant::sandbox::api::Access;
-use crosstenant::sandbox::Sandbox;
 use crosstenant::{CrossTenantCredential, Error};
+use crosstenant_sandbox::api::Access;
+use crosstenant_sandbox::Sandbox;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 

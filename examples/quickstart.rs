@@ -1,7 +1,7 @@
 //! The whole cross-tenant story on the embedded sandbox, step by step.
 //!
 //! ```sh
-//! cargo run --example quickstart --features sandbox
+//! cargo run --example quickstart
 //! ```
 //!
 //! Starts both tenants in-process (no network needed), then shows each
@@ -14,11 +14,11 @@
 use crosstenant::aggregator::AggregatorClient;
 use crosstenant::credential::entra::Party;
 use crosstenant::eventhubs::{EventHubSender, EventHubsError, SendOptions, Transport};
-use crosstenant::sandbox::api::Access;
-use crosstenant::sandbox::eventhubs::Role;
-use crosstenant::sandbox::tls::SandboxCa;
-use crosstenant::sandbox::Sandbox;
 use crosstenant::{CrossTenantCredential, Error, TokenClaims};
+use crosstenant_sandbox::api::Access;
+use crosstenant_sandbox::eventhubs::Role;
+use crosstenant_sandbox::tls::SandboxCa;
+use crosstenant_sandbox::Sandbox;
 use serde::Serialize;
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@
 //! On the embedded sandbox (no network needed):
 //!
 //! ```sh
-//! cargo run --example send_amqp --features sandbox
+//! cargo run --example send_amqp
 //! ```
 //!
 //! Against a live namespace, set `EVENTHUBS_NAMESPACE`
@@ -15,9 +15,13 @@
 //! proxy (`amqps://proxy:5671`).
 
 use crosstenant::eventhubs::{EventHubSender, SendOptions, Transport};
-use crosstenant::sandbox::demo::{DemoWorld, HUB};
-use crosstenant::sandbox::tls::SandboxCa;
+use crosstenant_sandbox::demo::{DemoWorld, HUB};
+use crosstenant_sandbox::tls::SandboxCa;
+
+#[path = "../tests/common/demo.rs"]
+mod demo;
 use crosstenant::CrossTenantCredential;
+use demo::DemoCredential;
 use serde::Serialize;
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@
 //! On the embedded sandbox (no network needed):
 //!
 //! ```sh
-//! cargo run --example send_https --features sandbox
+//! cargo run --example send_https
 //! ```
 //!
 //! Against a live namespace, set `EVENTHUBS_NAMESPACE`, `EVENTHUBS_HUB` and
@@ -13,8 +13,12 @@
 //! owner's** tenant).
 
 use crosstenant::eventhubs::{EventHubSender, SendOptions, Transport};
-use crosstenant::sandbox::demo::{DemoWorld, HUB};
+use crosstenant_sandbox::demo::{DemoWorld, HUB};
+
+#[path = "../tests/common/demo.rs"]
+mod demo;
 use crosstenant::CrossTenantCredential;
+use demo::DemoCredential;
 use serde::Serialize;
 
 #[derive(Serialize)]

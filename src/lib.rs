@@ -51,8 +51,10 @@
 //! - [`aggregator`]: calling an API on behalf of a named client with two
 //!   tokens.
 //! - [`http`]: trusted roots, timeouts and retries shared by every client.
-//! - `sandbox` (feature `sandbox`): an offline, real-protocol stand-in for
-//!   both tenants — identity, Event Hubs and the aggregator API.
+//!
+//! The offline two-tenant world the tests, examples and benches run against
+//! is its own crate, `crosstenant-sandbox`, which shares no code with this
+//! one; the `crosstenant` command line is `crosstenant-cli`.
 //!
 //! ## Features
 //!
@@ -60,7 +62,6 @@
 //! |---|---|---|
 //! | `amqp` | yes | Event Hubs over AMQP (azure_messaging_eventhubs) |
 //! | `https` | yes | Event Hubs over the HTTPS REST API |
-//! | `sandbox` | no | the offline two-tenant world for tests and demos (server-side crates) |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -73,8 +74,6 @@ pub mod error;
 #[cfg(any(feature = "amqp", feature = "https"))]
 pub mod eventhubs;
 pub mod http;
-#[cfg(feature = "sandbox")]
-pub mod sandbox;
 pub mod tenant;
 
 pub use claims::TokenClaims;

@@ -2,17 +2,17 @@
 //! its own data, an aggregator on behalf of clients, every kind of bad
 //! secondary token, the client's binding promise, token economy at scale,
 //! and 401 / 5xx recovery.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 
 use common::{world, World};
 use crosstenant::aggregator::{AggregatorClient, AggregatorError, NamedClient};
-use crosstenant::sandbox::api::Access;
-use crosstenant::sandbox::directory::AppRegistration;
-use crosstenant::sandbox::faults::{Fault, Service};
-use crosstenant::sandbox::jwt::{now_secs, AccessClaims, TokenIssuer};
 use crosstenant::{CrossTenantCredential, Error, HttpSettings};
+use crosstenant_sandbox::api::Access;
+use crosstenant_sandbox::directory::AppRegistration;
+use crosstenant_sandbox::faults::{Fault, Service};
+use crosstenant_sandbox::jwt::{now_secs, AccessClaims, TokenIssuer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! Rows of the bad-input table (docs/ERRORS.md) not covered elsewhere: a
 //! payload that cannot be serialized, and an expired certificate, which
 //! loads (Entra decides) but is warned about with its date.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 

@@ -1,15 +1,15 @@
 //! The cross-tenant credential against the sandbox identity provider: the
 //! seed story, every Entra failure with its hint, each way to authenticate,
 //! tenant resolution, the stampede and refresh-ahead behaviour of the cache.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 
 use common::{pfx, rsa_certificate, world, EVENTHUBS_SCOPE};
 use crosstenant::credential::entra::Party;
 use crosstenant::credential::AssertionAlgorithm;
-use crosstenant::sandbox::faults::{Fault, Service};
 use crosstenant::{Error, TokenClaims};
+use crosstenant_sandbox::faults::{Fault, Service};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -300,7 +300,7 @@ async fn a_stale_assertion_is_700024() {
         .client_assertion(move || {
             let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
             header.x5t = Some(x5t.clone());
-            let now = crosstenant::sandbox::jwt::now_secs();
+            let now = crosstenant_sandbox::jwt::now_secs();
             // Issued an hour ago: a machine whose clock is far behind.
             let claims = serde_json::json!({
                 "aud": endpoint, "iss": client_id, "sub": client_id,

@@ -2,15 +2,15 @@
 //! HTTPS: the seed story of scenario 1a, the 40100 refusals and their
 //! explanation, partition routing, batching by size, oversized events,
 //! faults and token expiry.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 
 use common::{eventhubs_namespace, sender, world};
 use crosstenant::eventhubs::{Event, EventHubSender, EventHubsError, SendOptions, Transport};
-use crosstenant::sandbox::eventhubs::{partition_for_key, Protocol};
-use crosstenant::sandbox::faults::{Fault, Service};
 use crosstenant::Error;
+use crosstenant_sandbox::eventhubs::{partition_for_key, Protocol};
+use crosstenant_sandbox::faults::{Fault, Service};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -408,8 +408,8 @@ async fn bad_sender_input_is_refused_before_any_request() {
 /// clock-skewed or stale cache would), then good ones.
 #[derive(Debug)]
 struct StaleFirst {
-    issuer: crosstenant::sandbox::jwt::TokenIssuer,
-    claims: crosstenant::sandbox::jwt::AccessClaims,
+    issuer: crosstenant_sandbox::jwt::TokenIssuer,
+    claims: crosstenant_sandbox::jwt::AccessClaims,
     calls: std::sync::atomic::AtomicUsize,
 }
 
@@ -421,7 +421,7 @@ impl azure_core::credentials::TokenCredential for StaleFirst {
         _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
     ) -> azure_core::Result<azure_core::credentials::AccessToken> {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let now = crosstenant::sandbox::jwt::now_secs();
+        let now = crosstenant_sandbox::jwt::now_secs();
         let mut claims = self.claims.clone();
         (claims.iat, claims.nbf, claims.exp) = if n == 0 {
             (now - 3600, now - 3600, now - 60)
@@ -445,9 +445,9 @@ async fn an_expired_token_over_https_gets_one_refresh_and_one_retry() {
         .directory()
         .service_principal(&w.owner.id, &w.app.app_id)
         .unwrap();
-    let claims = crosstenant::sandbox::jwt::AccessClaims {
+    let claims = crosstenant_sandbox::jwt::AccessClaims {
         aud: "https://eventhubs.azure.net".into(),
-        iss: crosstenant::sandbox::jwt::AccessClaims::issuer_for(&w.owner.id),
+        iss: crosstenant_sandbox::jwt::AccessClaims::issuer_for(&w.owner.id),
         appid: w.app.app_id.clone(),
         azp: w.app.app_id.clone(),
         oid: sp.object_id.clone(),

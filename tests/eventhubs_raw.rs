@@ -1,6 +1,6 @@
 //! The sandbox namespace speaks the protocol azure_messaging_eventhubs
 //! speaks: its own ProducerClient, with our credential, sends to it.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 

@@ -6,11 +6,15 @@
 //! rustls-platform-verifier), which reads `SSL_CERT_FILE`. This test lives in
 //! its own binary with a single test so it can point `SSL_CERT_FILE` at the
 //! sandbox CA before any runtime thread starts.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 use crosstenant::eventhubs::{EventHubSender, SendOptions, Transport};
-use crosstenant::sandbox::demo::{DemoWorld, HUB};
-use crosstenant::sandbox::tls::SandboxCa;
+use crosstenant_sandbox::demo::{DemoWorld, HUB};
+use crosstenant_sandbox::tls::SandboxCa;
+
+#[path = "common/demo.rs"]
+mod demo;
+use demo::DemoCredential;
 
 #[test]
 fn amqp_over_tls_is_refused_until_the_sandbox_ca_is_trusted_then_delivers() {

@@ -14,14 +14,14 @@
 //!
 //! Every test body runs under a deadline so a stall fails the test instead of
 //! hanging CI.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 
 use common::{eventhubs_namespace, world, World, EVENTHUBS_SCOPE};
 use crosstenant::eventhubs::{Event, EventHubSender, EventHubsError, SendOptions, Transport};
-use crosstenant::sandbox::faults::{Fault, Service};
 use crosstenant::{CrossTenantCredential, Error, HttpSettings};
+use crosstenant_sandbox::faults::{Fault, Service};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -781,7 +781,7 @@ async fn a_signing_key_rotation_is_survived_over_https_and_amqp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregator_calls_under_5xx_and_401_mid_run_all_end_in_a_result() {
     use crosstenant::aggregator::AggregatorClient;
-    use crosstenant::sandbox::api::Access;
+    use crosstenant_sandbox::api::Access;
     use serde_json::Value;
     within("aggregator", async {
         let w = world().await;
@@ -856,7 +856,7 @@ fn soak_duration() -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
     use crosstenant::aggregator::AggregatorClient;
-    use crosstenant::sandbox::api::Access;
+    use crosstenant_sandbox::api::Access;
     let run_for = soak_duration();
     // Room for a few AMQP operation timeouts (2 s each) after the run, so a
     // stall surfaces as an error rather than a hang.

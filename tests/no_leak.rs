@@ -1,14 +1,14 @@
 //! No secret, key, assertion or token reaches `Debug`, `Display`, error text
 //! or logs, even with every crate tracing at TRACE level: the credential,
 //! the Event Hubs sender on both transports and the aggregator client.
-#![cfg(feature = "sandbox")]
+#![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
 
 use common::{rsa_certificate, world, EVENTHUBS_SCOPE};
 use crosstenant::aggregator::AggregatorClient;
-use crosstenant::sandbox::api::Access;
-use crosstenant::sandbox::faults::{Fault, Service};
+use crosstenant_sandbox::api::Access;
+use crosstenant_sandbox::faults::{Fault, Service};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,12 +11,16 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use criterion::Criterion;
-use crosstenant::sandbox::demo::DemoWorld;
+use crosstenant_sandbox::demo::DemoWorld;
+
+#[path = "../../tests/common/demo.rs"]
+mod demo;
+pub use demo::DemoCredential;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The Event Hubs scope, as a partner asks for it.
-pub const EVENTHUBS_SCOPE: &str = crosstenant::sandbox::demo::EVENTHUBS_SCOPE;
+pub const EVENTHUBS_SCOPE: &str = crosstenant_sandbox::demo::EVENTHUBS_SCOPE;
 
 /// Two workers: this machine has two cores, and the sandbox shares them.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -103,7 +107,7 @@ pub async fn raw_producer(
                 .trim_end_matches('/')
                 .to_string(),
         )
-        .open(&world.namespace, crosstenant::sandbox::demo::HUB, cred)
+        .open(&world.namespace, crosstenant_sandbox::demo::HUB, cred)
         .await
         .expect("raw producer opens")
 }

@@ -391,7 +391,7 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-#[cfg(all(test, feature = "sandbox"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

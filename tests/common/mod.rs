@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use crosstenant::credential::CrossTenantCredentialBuilder;
-use crosstenant::sandbox::directory::{AppRegistration, Tenant};
-use crosstenant::sandbox::Sandbox;
 use crosstenant::CrossTenantCredential;
+use crosstenant_sandbox::directory::{AppRegistration, Tenant};
+use crosstenant_sandbox::Sandbox;
 
 /// The partner tenant (home of the app) and the resource owner's tenant.
 pub struct World {
@@ -101,7 +101,7 @@ pub fn pfx(cert: &TestCert, password: &str) -> Vec<u8> {
 /// partitions), and the partner app's service principal holding "Azure
 /// Event Hubs Data Sender" on it. Returns the namespace host.
 pub fn eventhubs_namespace(w: &World) -> String {
-    use crosstenant::sandbox::eventhubs::Role;
+    use crosstenant_sandbox::eventhubs::Role;
     let eh = w.sandbox.eventhubs();
     let ns = eh.create_namespace(&w.owner.id, "contoso-telemetry");
     assert!(eh.create_hub(&ns, "telemetry", 4));

@@ -1,4 +1,7 @@
-//! The sandbox: an offline, real-protocol stand-in for both tenants.
+//! # crosstenant-sandbox
+//!
+//! An offline, real-protocol stand-in for both tenants of a cross-tenant
+//! set-up on Microsoft Entra ID.
 //!
 //! No machine in CI reaches Azure, and partner teams should not need live
 //! tenants to test. The sandbox runs in-process and speaks the real
@@ -18,7 +21,15 @@
 //!   namespace and the API, set up in one call.
 //!
 //! It is for tests and demos, not production: keys live in memory and are
-//! gone when the process exits.
+//! gone when the process exits. [`standalone`] runs it as a program (the
+//! `crosstenant-sandbox` binary) for clients in any language.
+//!
+//! This crate is server code and depends on nothing of the `crosstenant`
+//! client: it has its own token limits, header names and parsing, so a
+//! client mistake shows up as a failing test instead of being mirrored.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod demo;
@@ -27,6 +38,7 @@ pub mod eventhubs;
 pub mod faults;
 pub mod identity;
 pub mod jwt;
+pub mod standalone;
 pub mod tls;
 
 use directory::Directory;

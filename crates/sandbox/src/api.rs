@@ -59,8 +59,11 @@ use std::sync::{Arc, Mutex, RwLock};
 pub const API_READ: &str = "API.Read";
 /// The API role for writing.
 pub const API_WRITE: &str = "API.Write";
-/// The header the API reads the secondary token from by default.
-pub const SECONDARY_TOKEN_HEADER: &str = crate::aggregator::DEFAULT_SECONDARY_TOKEN_HEADER;
+/// The header the API reads the secondary token from, as the reference
+/// two-token sample names it. The sandbox names it itself rather than
+/// borrowing the client's constant, so a client sending the wrong header
+/// fails a test.
+pub const SECONDARY_TOKEN_HEADER: &str = "X-Secondary-Token";
 
 /// What a method needs: reading (GET) or writing (PUT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -196,7 +196,7 @@ impl Denial {
             }
             Denial::NoPartition(p) => format!("The partition '{p}' is not valid for '{hub}'."),
         };
-        let tracking = azure_core::Uuid::new_v4();
+        let tracking = uuid::Uuid::new_v4();
         if sub != 0 {
             format!(
                 "SubCode={sub}: {what} Resource: 'sb://{namespace}/{hub}'. TrackingId:{tracking}, \

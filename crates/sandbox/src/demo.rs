@@ -18,8 +18,6 @@ use super::api::Access;
 use super::directory::{AppRegistration, Tenant};
 use super::eventhubs::Role;
 use super::{Sandbox, SandboxError};
-use crate::{CrossTenantCredential, Error};
-use std::sync::Arc;
 
 /// The Event Hub of the demo namespace.
 pub const HUB: &str = "telemetry";
@@ -113,24 +111,6 @@ impl DemoWorld {
     /// The app's client secret (a sandbox secret: worthless outside it).
     pub fn client_secret(&self) -> &str {
         &self.secret
-    }
-
-    /// The app's credential at the **resource owner's** tenant, trusting the
-    /// sandbox CA: the right way.
-    pub fn credential(&self) -> Result<Arc<CrossTenantCredential>, Error> {
-        self.credential_at(&self.owner.id)
-    }
-
-    /// The app's credential at `tenant` (e.g. the partner's own tenant: the
-    /// classic mistake, whose tokens Contoso's services refuse).
-    pub fn credential_at(&self, tenant: &str) -> Result<Arc<CrossTenantCredential>, Error> {
-        CrossTenantCredential::builder()
-            .resource_tenant(tenant)
-            .client_id(&self.app.app_id)
-            .client_secret(&self.secret)
-            .authority_host(self.sandbox.authority_host().as_str())
-            .root_certificates_pem(self.sandbox.ca_pem())
-            .build()
     }
 
     /// The environment that points any Azure SDK tool at the demo world, as

@@ -11,11 +11,11 @@
 
 use super::jwt::now_secs;
 use aws_lc_rs::digest;
-use azure_core::Uuid;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::sync::RwLock;
+use uuid::Uuid;
 
 /// The application id Entra uses for the Event Hubs resource, present as a
 /// service principal in every tenant.

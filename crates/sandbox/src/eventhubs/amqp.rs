@@ -24,8 +24,8 @@
 //! sandbox CA) and plain AMQP, for loopback only.
 
 use super::{Denial, EhState, IncomingEvent, Protocol, MAX_MESSAGE_SIZE};
-use crate::sandbox::faults::{Fault, Service};
-use crate::sandbox::jwt::{now_secs, AccessClaims};
+use crate::faults::{Fault, Service};
+use crate::jwt::{now_secs, AccessClaims};
 use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, SaslAnonymousMechanism, SessionAcceptor,
 };

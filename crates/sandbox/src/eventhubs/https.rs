@@ -17,7 +17,7 @@
 //! not part of the service).
 
 use super::{Denial, EhState, IncomingEvent, Protocol, MAX_MESSAGE_SIZE};
-use crate::sandbox::faults::{Fault, Service};
+use crate::faults::{Fault, Service};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -51,9 +51,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "expect",
 ];
 
-pub(super) async fn serve(
-    state: Arc<EhState>,
-) -> std::io::Result<crate::sandbox::tls::HttpsServer> {
+pub(super) async fn serve(state: Arc<EhState>) -> std::io::Result<crate::tls::HttpsServer> {
     let router = Router::new()
         .route("/{hub}/messages", post(send_to_hub))
         .route(
@@ -69,7 +67,7 @@ pub(super) async fn serve(
         // request gets the service's 413, not a framework error.
         .layer(DefaultBodyLimit::max(4 * MAX_MESSAGE_SIZE as usize))
         .with_state(state.clone());
-    crate::sandbox::tls::serve_https(&state.shared.ca, router).await
+    crate::tls::serve_https(&state.shared.ca, router).await
 }
 
 enum Target {
@@ -154,7 +152,7 @@ async fn act_out(fault: Option<Fault>) -> Option<Response> {
             tokio::time::sleep(d).await;
             None
         }
-        Fault::Drop => Some(crate::sandbox::faults::hang_up()),
+        Fault::Drop => Some(crate::faults::hang_up()),
         Fault::RefuseToken => Some(error(
             StatusCode::UNAUTHORIZED,
             "SubCode=40100: Unauthorized (sandbox fault).",

@@ -2,16 +2,16 @@
 //!
 //! ```sh
 //! # Shell 1: the offline two-tenant world, until Ctrl-C.
-//! cargo run --example crosstenant --features sandbox -- sandbox --env-file sandbox.env
+//! crosstenant sandbox --env-file sandbox.env
 //!
 //! # Shell 2: point the CLI (or any Azure SDK tool) at it, then use it.
 //! source sandbox.env
-//! cargo run --example crosstenant --features sandbox -- token
-//! echo '{"temp":21.5}' | cargo run --example crosstenant --features sandbox -- \
+//! crosstenant token
+//! echo '{"temp":21.5}' | crosstenant \
 //!     send --transport https
-//! cargo run --example crosstenant --features sandbox -- \
+//! crosstenant \
 //!     call --api "$AGGREGATOR_API_URL" --api-scope api://secure-api --client clientXYZ data
-//! cargo run --example crosstenant --features sandbox -- doctor --send-probe
+//! crosstenant doctor --send-probe
 //! ```
 //!
 //! Subcommands:
@@ -46,7 +46,6 @@ use crosstenant::eventhubs::{
     EventHubSender, EventHubsError, SendOptions, Transport, DEFAULT_MAX_MESSAGE_SIZE,
     EVENTHUBS_SCOPE,
 };
-use crosstenant::sandbox::demo::DemoWorld;
 use crosstenant::{CrossTenantCredential, Error, TokenClaims};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -1316,122 +1315,17 @@ fn diagnose_aggregator(error: &AggregatorError) -> (Party, String) {
 // ---------------------------------------------------------------------------
 // sandbox
 
+/// The sandbox crate's standalone program, in-process: the same output and
+/// `--env-file` / `--ca-file` contract as the `crosstenant-sandbox` binary.
 async fn sandbox(args: SandboxArgs) -> Outcome {
-    let world = DemoWorld::start()
-        .await
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (ca_file, remove_on_exit) = match args.ca_file {
-        Some(path) => (path, false),
-        None => (
-            std::env::temp_dir().join(format!("crosstenant-sandbox-ca-{}.pem", std::process::id())),
-            true,
-        ),
+    let options = crosstenant_sandbox::standalone::Options {
+        ca_file: args.ca_file,
+        env_file: args.env_file,
     };
-    std::fs::write(&ca_file, world.sandbox.ca_pem()).map_err(|e| {
-        CliError::Usage(format!("cannot write the CA to {}: {e}", ca_file.display()))
-    })?;
-
-    // Every line but the exports is a shell comment, so the whole output can
-    // be saved and sourced.
-    let eh = world.sandbox.eventhubs();
-    println!("# crosstenant sandbox: the demo world, offline on 127.0.0.1");
-    println!(
-        "#   partner tenant (Fabrikam):  {} ({})",
-        world.partner.id,
-        world.partner.domains.join(", ")
-    );
-    println!(
-        "#   resource tenant (Contoso):  {} ({})",
-        world.owner.id,
-        world.owner.domains.join(", ")
-    );
-    println!("#   partner app (multi-tenant): {}", world.app.app_id);
-    println!(
-        "#   identity provider:          {}",
-        world.sandbox.authority_host()
-    );
-    println!(
-        "#   Event Hubs:                 {} / {}",
-        world.namespace,
-        crosstenant::sandbox::demo::HUB
-    );
-    println!("#     AMQP over TLS:            {}", eh.amqps_endpoint());
-    println!("#     HTTPS:                    {}", eh.https_endpoint());
-    println!(
-        "#   aggregator API:             {} ({}, client {})",
-        world.sandbox.api().url(),
-        crosstenant::sandbox::demo::API_URI,
-        crosstenant::sandbox::demo::CLIENT
-    );
-    println!("#   CA certificate:             {}", ca_file.display());
-    println!("# In another shell, run these lines (or source --env-file), then e.g.:");
-    println!("#   crosstenant token");
-    println!("#   crosstenant send --transport https < events.jsonl");
-    println!("#   crosstenant call --client clientXYZ data");
-    println!("#   crosstenant doctor --send-probe");
-
-    // The one place this CLI prints a secret: the demo app's client secret,
-    // which only this sandbox process knows and which is worthless outside
-    // it. Printing it is the point of the subcommand.
-    let ca_text = ca_file.to_string_lossy().into_owned();
-    let exports: Vec<String> = world
-        .environment(&ca_text)
-        .into_iter()
-        .map(|(name, value)| format!("export {name}={}", shell_quote(&value)))
-        .collect();
-    for line in &exports {
-        println!("{line}");
-    }
-    if let Some(path) = &args.env_file {
-        write_private(path, &(exports.join("\n") + "\n"))
-            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
-        println!("# also written to {}", path.display());
-    }
-    println!("# running until Ctrl-C");
-
-    let stopped = shutdown_signal().await;
-    if remove_on_exit {
-        let _ = std::fs::remove_file(&ca_file);
-    }
-    drop(world);
-    match stopped {
-        Ok(()) => {
-            println!("# stopped");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(CliError::Failed(format!("waiting for Ctrl-C: {e}"))),
-    }
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what `kill` and service managers send).
-async fn shutdown_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
-}
-
-/// Writes a file only its owner can read: it holds the demo secret.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
-}
-
-/// Quotes a value for a POSIX shell.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+    crosstenant_sandbox::standalone::run(options)
+        .await
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(|e| CliError::Failed(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------

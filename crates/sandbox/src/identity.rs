@@ -30,13 +30,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use azure_core::Uuid;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use uuid::Uuid;
 
 /// The assertion type of RFC 7523, the only one Entra accepts here.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -199,7 +199,7 @@ fn entra_error(status: StatusCode, error: &str, code: u32, message: &str) -> Res
 }
 
 fn time_string() -> String {
-    let now = azure_core::time::OffsetDateTime::now_utc();
+    let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
         now.year(),
@@ -559,7 +559,7 @@ fn check_assertion(
     };
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|e| invalid(50013, format!("Assertion is malformed: {e}.")))?;
-    let unverified = crate::claims::TokenClaims::decode(assertion)
+    let unverified = crate::jwt::unverified_claims(assertion)
         .map_err(|e| invalid(50013, format!("Assertion is malformed: {e}.")))?;
     let claim = |n: &str| {
         unverified
@@ -671,8 +671,9 @@ fn check_assertion(
     let now = now_secs();
     // Entra allows five minutes of clock skew on assertions.
     const SKEW: i64 = 300;
-    let nbf = unverified.not_before().unwrap_or(now);
-    let exp = unverified.expires_at().unwrap_or(0);
+    let number = |n: &str| unverified.get(n).and_then(Value::as_i64);
+    let nbf = number("nbf").unwrap_or(now);
+    let exp = number("exp").unwrap_or(0);
     if exp + SKEW <= now || nbf - SKEW > now {
         return Err(invalid(
             700024,

@@ -1,21 +1,17 @@
-//! The `crosstenant` CLI example, run for real: the built binary as a
+//! The `crosstenant` CLI, run for real: the built binary as a
 //! subprocess, pointed at a demo world in this process through nothing but
 //! the environment `DemoWorld::environment` gives (the same `export` lines
 //! the `sandbox` subcommand prints), and its CA in a file named by
 //! `SSL_CERT_FILE`.
 //!
-//! The binary is `target/{profile}/examples/crosstenant`. `cargo test` builds
-//! examples, but `cargo test --test cli` does not, so the first test asks
-//! cargo to build it (a quick no-op when it is fresh): a stale binary would
-//! test old code.
-#![cfg(feature = "sandbox")]
+//! The binary is `CARGO_BIN_EXE_crosstenant`, which cargo builds before these
+//! tests.
 
 use base64::Engine as _;
-use crosstenant::sandbox::demo::{DemoWorld, CLIENT, HUB};
+use crosstenant_sandbox::demo::{DemoWorld, CLIENT, HUB};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -23,39 +19,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn cli_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test binary knows its path");
-        // target/{profile}/deps/cli-… → target/{profile}
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in target/{profile}/deps");
-        let binary = profile_dir
-            .join("examples")
-            .join(format!("crosstenant{}", std::env::consts::EXE_SUFFIX));
-        if let (Some(cargo), Some(target_dir), Some(profile)) = (
-            std::env::var_os("CARGO"),
-            profile_dir.parent(),
-            profile_dir.file_name().and_then(|p| p.to_str()),
-        ) {
-            let profile = if profile == "debug" { "dev" } else { profile };
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--example", "crosstenant", "--features", "sandbox"])
-                .args(["--profile", profile])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the crosstenant example failed");
-        }
-        assert!(
-            binary.exists(),
-            "{} is missing: run `cargo build --example crosstenant --features sandbox`",
-            binary.display()
-        );
-        binary
-    })
+    // Cargo builds the package's binaries before its integration tests and
+    // names them here, so the binary under test is always the current code.
+    Path::new(env!("CARGO_BIN_EXE_crosstenant"))
 }
 
 /// A file in the temp directory, removed when dropped.
