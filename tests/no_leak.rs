@@ -49,11 +49,11 @@ async fn no_secret_key_assertion_or_token_is_ever_printed_or_logged() {
     printed += &format!("{cred:?}");
     let token = cred.token(EVENTHUBS_SCOPE).await.unwrap();
     printed += &format!("{token:?}");
-    let bad = w
-        .builder(&w.owner.id)
-        .client_secret("Sup3r-S3cret-Value~")
-        .build()
-        .unwrap();
+    // The builder too: it holds the secret before `build()` and is what a
+    // configuration error or a `dbg!` would print.
+    let builder = w.builder(&w.owner.id).client_secret("Sup3r-S3cret-Value~");
+    printed += &format!("{builder:?}");
+    let bad = builder.build().unwrap();
     printed += &format!("{bad:?}");
     let err = bad.token(EVENTHUBS_SCOPE).await.unwrap_err();
     printed += &format!("{err} {err:?}");
