@@ -251,6 +251,47 @@ async fn an_oversized_event_is_refused_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn a_single_oversized_event_over_https_is_refused_before_any_request() {
+    // One event goes as the single-event form (the body is the payload, the
+    // broker properties a header), planned apart from batches: its own
+    // size check must hold too.
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<serde_json::Value>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    let before = w
+        .sandbox
+        .eventhubs()
+        .stats()
+        .https_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let err = s
+        .send_raw(
+            vec![Event::new(vec![b'z'; 1024 * 1024 + 1])],
+            SendOptions::partition_key("device-7"),
+        )
+        .await
+        .unwrap_err();
+    match eventhubs_error(&err) {
+        EventHubsError::TooLarge { index, limit, size } => {
+            assert_eq!(*index, 0);
+            assert_eq!(*limit, 1024 * 1024);
+            assert_eq!(*size, 1024 * 1024 + 1);
+        }
+        other => panic!("expected TooLarge, got {other}"),
+    }
+    let after = w
+        .sandbox
+        .eventhubs()
+        .stats()
+        .https_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(after, before, "no request reached the namespace");
+    assert!(w.sandbox.eventhubs().events(&ns, "telemetry").is_empty());
+}
+
+#[tokio::test]
 async fn a_hub_that_does_not_exist_is_a_not_found_error() {
     let w = world().await;
     let ns = eventhubs_namespace(&w);
