@@ -136,6 +136,36 @@ async fn a_principal_without_the_data_sender_role_is_rejected() {
 }
 
 #[tokio::test]
+async fn a_role_revoked_while_the_amqp_link_is_open_stops_the_next_transfer() {
+    // The put-token and the attach were authorized; the token stays valid.
+    // Only the service's re-check of the role on each transfer can notice
+    // that the resource owner took the role away.
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Amqp)
+        .await
+        .unwrap();
+    s.send(&reading(1)).await.expect("sent while the role is held");
+    let sp = w
+        .sandbox
+        .directory()
+        .service_principal(&w.owner.id, &w.app.app_id)
+        .unwrap();
+    w.sandbox.eventhubs().revoke_roles(&ns, &sp.object_id);
+    let err = s.send(&reading(2)).await.unwrap_err();
+    let cause = match eventhubs_error(&err) {
+        EventHubsError::NotAccepted { cause, .. } => cause.as_ref(),
+        other => other,
+    };
+    assert!(
+        matches!(cause, EventHubsError::Unauthorized { .. }),
+        "expected Unauthorized, got {err}"
+    );
+    let stored = w.sandbox.eventhubs().events(&ns, "telemetry");
+    assert_eq!(stored.len(), 1, "only the event sent before the revocation");
+}
+
+#[tokio::test]
 async fn partition_key_routing_is_stable_across_calls_and_transports() {
     let w = world().await;
     let ns = eventhubs_namespace(&w);
