@@ -53,7 +53,8 @@ pub async fn run(options: Options) -> Result<(), SandboxError> {
         ))
     })?;
 
-    let bundle = trust_bundle(&ca_file, world.sandbox.ca_pem())?;
+    let user_bundle = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let bundle = trust_bundle(&ca_file, world.sandbox.ca_pem(), user_bundle)?;
     for line in banner(&world, &ca_file, &bundle) {
         println!("{line}");
     }
@@ -117,10 +118,13 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
-/// Writes `<ca_file>.bundle.pem`: the user's `SSL_CERT_FILE` (else the
-/// first system bundle found), then the sandbox CA.
-fn trust_bundle(ca_file: &Path, ca_pem: &str) -> Result<TrustBundle, SandboxError> {
-    let user = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+/// Writes `<ca_file>.bundle.pem`: the user's `SSL_CERT_FILE` (`user`,
+/// else the first system bundle found), then the sandbox CA.
+fn trust_bundle(
+    ca_file: &Path,
+    ca_pem: &str,
+    user: Option<PathBuf>,
+) -> Result<TrustBundle, SandboxError> {
     let (base, from_user) = match &user {
         Some(p) => (Some(p.clone()), true),
         None => (
@@ -272,7 +276,84 @@ fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_banner_names_every_endpoint_api_and_credential() {
+        let world = DemoWorld::start().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("sbx-banner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        let user = dir.join("mine.pem");
+        std::fs::write(
+            &user,
+            "-----BEGIN CERTIFICATE-----\nMINE\n-----END CERTIFICATE-----",
+        )
+        .unwrap();
+        let bundle = trust_bundle(&ca, world.sandbox.ca_pem(), Some(user.clone())).unwrap();
+        let text = banner(&world, &ca, &bundle).join("\n");
+        let eh = world.sandbox.eventhubs();
+        for needed in [
+            eh.amqps_endpoint().to_string(),
+            eh.amqp_endpoint().to_string(),
+            eh.https_endpoint().to_string(),
+            world.sandbox.authority_host().to_string(),
+            world.sandbox.api().url().to_string(),
+            format!("{API_URI}/.default"),
+            format!("{API_V2_URI}/.default"),
+            world.api_v2.app_id.clone(),
+            world.client_secret().to_string(),
+            world.app.app_id.clone(),
+            world.partner.id.clone(),
+            world.owner.id.clone(),
+            "client_secret_basic".to_string(),
+            "127.0.0.1 only".to_string(),
+        ] {
+            assert!(text.contains(&needed), "the banner lacks {needed}:\n{text}");
+        }
+        assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
+
+        // The user's own SSL_CERT_FILE is kept, the sandbox CA after it, and
+        // the banner says so.
+        let combined = std::fs::read_to_string(&bundle.path).unwrap();
+        assert!(combined.starts_with("-----BEGIN CERTIFICATE-----\nMINE\n"));
+        assert!(combined.ends_with(world.sandbox.ca_pem()));
+        assert!(text.contains(&format!("your SSL_CERT_FILE ({})", user.display())));
+        // An unreadable SSL_CERT_FILE is an error naming it, not a silent drop.
+        let missing = dir.join("missing.pem");
+        let err = trust_bundle(&ca, world.sandbox.ca_pem(), Some(missing.clone()))
+            .err()
+            .expect("an unreadable SSL_CERT_FILE is refused");
+        assert!(err.0.contains(&missing.display().to_string()), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_environment_names_both_apis_and_every_endpoint() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let world = rt.block_on(DemoWorld::start()).unwrap();
+        let env = world.environment("/tmp/ca.pem");
+        let names: Vec<&str> = env.iter().map(|(n, _)| *n).collect();
+        for needed in [
+            "AZURE_AUTHORITY_HOST",
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "SSL_CERT_FILE",
+            "SANDBOX_CA_FILE",
+            "PARTNER_TENANT_ID",
+            "EVENTHUBS_AMQP_ENDPOINT",
+            "EVENTHUBS_AMQP_PLAIN_ENDPOINT",
+            "EVENTHUBS_HTTPS_ENDPOINT",
+            "AGGREGATOR_API_URL",
+            "AGGREGATOR_API_SCOPE",
+            "API_V2_SCOPE",
+            "API_V2_CLIENT_ID",
+        ] {
+            assert!(names.contains(&needed), "{needed} missing from {names:?}");
+        }
+        drop(world);
+    }
 
     #[test]
     fn shell_quote_survives_single_quotes() {
