@@ -126,16 +126,8 @@ async fn request(
 
 async fn idp(w: &DemoWorld, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Raw {
     let base = w.sandbox.authority_host();
-    request(
-        w,
-        &base,
-        "127.0.0.1",
-        method,
-        path,
-        headers,
-        body.as_bytes(),
-    )
-    .await
+    let host = format!("127.0.0.1:{}", base.port().expect("port"));
+    request(w, &base, &host, method, path, headers, body.as_bytes()).await
 }
 
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
@@ -555,4 +547,72 @@ async fn each_40100_names_the_check_that_refused() {
     assert!(!body.contains("namespace tenant"), "{body}");
     assert_eq!(stats.refused_wrong_tenant.load(Ordering::Relaxed), 1);
     assert_eq!(stats.refused_missing_role.load(Ordering::Relaxed), 1);
+}
+
+/// msal for Python writes `exp` and `nbf` as `time.time()` floats (RFC 7519
+/// allows fractional NumericDates): read as whole seconds, not as missing;
+/// an expired float `exp` is still refused.
+#[tokio::test]
+async fn client_assertions_with_fractional_times_are_read_not_ignored() {
+    let w = DemoWorld::start().await.unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    w.sandbox
+        .directory()
+        .add_certificate(&w.app.app_id, cert.der())
+        .unwrap();
+    let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, cert.der());
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap();
+    let path = format!("/{}/oauth2/v2.0/token", w.owner.id);
+    let audience = format!("{}{}", w.sandbox.authority_host(), &path[1..]);
+    let now = crosstenant_sandbox::jwt::now_secs() as f64 + 0.25;
+    let assertion = |exp: f64| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.x5t = Some(base64::engine::general_purpose::URL_SAFE.encode(sha1));
+        let claims = serde_json::json!({
+            "aud": audience, "iss": w.app.app_id, "sub": w.app.app_id,
+            "jti": uuid::Uuid::new_v4().to_string(), "nbf": now, "exp": exp,
+        });
+        jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+    };
+    let ask = |assertion: String| {
+        format!(
+            "grant_type=client_credentials&client_id={}&scope={}&client_assertion_type={}&client_assertion={assertion}",
+            w.app.app_id,
+            urlencode("https://eventhubs.azure.net/.default"),
+            urlencode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        )
+    };
+    let r = idp(&w, "POST", &path, &[FORM], &ask(assertion(now + 600.5))).await;
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        segment(r.json()["access_token"].as_str().unwrap(), 1)["appidacr"],
+        "2"
+    );
+    let r = idp(&w, "POST", &path, &[FORM], &ask(assertion(now - 3600.5))).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json()["error_codes"][0], 700024);
+}
+
+#[test]
+fn a_token_naming_no_client_is_malformed() {
+    let issuer = crosstenant_sandbox::jwt::TokenIssuer::new().unwrap();
+    let now = crosstenant_sandbox::jwt::now_secs();
+    let t = issuer
+        .sign(&serde_json::json!({
+            "aud": "https://eventhubs.azure.net", "iss": "https://sts.windows.net/t/",
+            "tid": "t", "oid": "o", "sub": "o", "idtyp": "app", "ver": "1.0",
+            "iat": now, "nbf": now, "exp": now + 600, "uti": "u", "roles": [],
+        }))
+        .unwrap();
+    let err = issuer
+        .verify(&t, &["https://eventhubs.azure.net"], 0)
+        .unwrap_err();
+    assert!(
+        matches!(err, crosstenant_sandbox::jwt::TokenRejection::Malformed(ref m) if m.contains("no client")),
+        "{err:?}"
+    );
 }
