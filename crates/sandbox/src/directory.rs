@@ -75,6 +75,36 @@ impl RegisteredCertificate {
             der: der.to_vec(),
         }
     }
+
+    /// Whether an assertion header's `x5t` or `x5t#S256` names this
+    /// certificate. Thumbprints are compared as the bytes they encode:
+    /// Microsoft's own msal for Python sends `x5t` base64url *with* `=`
+    /// padding (its `oauth2cli` uses `urlsafe_b64encode`) and Entra accepts
+    /// it, so the text form may differ while the thumbprint is the same. The
+    /// signature is still verified with this certificate's key.
+    pub fn named_by(&self, x5t: Option<&str>, x5t_s256: Option<&str>) -> bool {
+        let same = |presented: Option<&str>, ours: &str| {
+            presented
+                .and_then(thumbprint_bytes)
+                .is_some_and(|p| Some(p) == thumbprint_bytes(ours))
+        };
+        same(x5t, &self.x5t) || same(x5t_s256, &self.x5t_s256)
+    }
+}
+
+/// The bytes of a base64url thumbprint, padded or not (standard-alphabet
+/// characters are read as their base64url twins).
+fn thumbprint_bytes(text: &str) -> Option<Vec<u8>> {
+    let normalized: String = text
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    URL_SAFE_NO_PAD.decode(normalized).ok()
 }
 
 /// A federated identity credential: Entra accepts an assertion from an
@@ -524,5 +554,21 @@ mod tests {
         assert_eq!(d.check_secret(&app, &secret), Ok(()));
         assert_eq!(d.check_secret(&app, "wrong"), Err(false));
         assert!(!format!("{app:?}").contains(&secret));
+    }
+
+    #[test]
+    fn a_thumbprint_names_a_certificate_padded_or_not() {
+        let cert = RegisteredCertificate::from_der(b"not really DER, only hashed");
+        let sha1 = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &cert.der);
+        let padded = base64::engine::general_purpose::URL_SAFE.encode(sha1);
+        assert!(padded.ends_with('='), "SHA-1 in base64 is padded");
+        assert!(cert.named_by(Some(&cert.x5t), None));
+        // msal for Python's form.
+        assert!(cert.named_by(Some(&padded), None));
+        assert!(cert.named_by(None, Some(&cert.x5t_s256)));
+        let other = RegisteredCertificate::from_der(b"another certificate");
+        assert!(!cert.named_by(Some(&other.x5t), Some(&other.x5t_s256)));
+        assert!(!cert.named_by(Some("not base64 at all!"), None));
+        assert!(!cert.named_by(None, None));
     }
 }

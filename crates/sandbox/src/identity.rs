@@ -591,10 +591,10 @@ fn check_assertion(
             .map_err(|e| invalid(700213, format!("Bad federated signing key: {e}.")))?;
         expected_aud = vec![FEDERATED_AUDIENCE.to_string()];
     } else if header.x5t.is_some() || header.x5t_s256.is_some() {
-        let cert = app.certificates.iter().find(|c| {
-            header.x5t.as_deref() == Some(c.x5t.as_str())
-                || header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str())
-        });
+        let cert = app
+            .certificates
+            .iter()
+            .find(|c| c.named_by(header.x5t.as_deref(), header.x5t_s256.as_deref()));
         let Some(cert) = cert else {
             return Err(invalid(
                 700027,
@@ -671,7 +671,12 @@ fn check_assertion(
     let now = now_secs();
     // Entra allows five minutes of clock skew on assertions.
     const SKEW: i64 = 300;
-    let number = |n: &str| unverified.get(n).and_then(Value::as_i64);
+    // RFC 7519 section 2: a NumericDate may be fractional, and msal for
+    // Python sends `time.time()` floats; whole seconds are what count.
+    let number = |n: &str| {
+        let v = unverified.get(n)?;
+        v.as_i64().or_else(|| v.as_f64().map(|f| f.floor() as i64))
+    };
     let nbf = number("nbf").unwrap_or(now);
     let exp = number("exp").unwrap_or(0);
     if exp + SKEW <= now || nbf - SKEW > now {
