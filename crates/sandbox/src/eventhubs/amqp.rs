@@ -957,3 +957,56 @@ fn accept_transfer(
         )
         .map_err(|d| amqp_error(AmqpError::NotFound, d.detail(namespace, hub)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_token_names_in_sb_and_amqps_form_are_one_entity() {
+        let sb = normalize("sb://Contoso-Telemetry.servicebus.windows.net/telemetry");
+        let amqps = normalize("amqps://contoso-telemetry.servicebus.windows.net/Telemetry/");
+        assert_eq!(sb, amqps);
+        assert_eq!(sb, "contoso-telemetry.servicebus.windows.net/telemetry");
+        assert_eq!(
+            parse_path("sb://contoso-telemetry.servicebus.windows.net/telemetry"),
+            parse_path("amqps://contoso-telemetry.servicebus.windows.net/telemetry")
+        );
+        // Another scheme names no entity of the namespace.
+        assert_ne!(
+            normalize("https://contoso-telemetry.servicebus.windows.net/telemetry"),
+            sb
+        );
+        assert_eq!(
+            parse_path("https://contoso-telemetry.servicebus.windows.net/telemetry"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_request_without_reply_to_is_answered_on_the_nodes_receiver_link() {
+        let conn = ConnState::default();
+        let (node_tx, _node_rx) = mpsc::channel::<Reply>(1);
+        let (addressed_tx, _addressed_rx) = mpsc::channel::<Reply>(1);
+        conn.node_replies
+            .lock()
+            .unwrap()
+            .insert("$cbs".into(), node_tx.clone());
+        conn.replies
+            .lock()
+            .unwrap()
+            .insert("cbs-reply-1".into(), addressed_tx.clone());
+        // pyamqp: no reply-to, the receiver link reads from `$cbs`.
+        let found = conn.reply_link("$cbs", None).expect("the node's link");
+        assert!(found.same_channel(&node_tx));
+        let found = conn.reply_link("$cbs", Some("")).expect("empty is none");
+        assert!(found.same_channel(&node_tx));
+        // azure_core_amqp: reply-to names its receiver link's target.
+        let found = conn
+            .reply_link("$cbs", Some("cbs-reply-1"))
+            .expect("the addressed link");
+        assert!(found.same_channel(&addressed_tx));
+        assert!(conn.reply_link("$management", None).is_none());
+        assert!(conn.reply_link("$cbs", Some("unknown")).is_none());
+    }
+}
