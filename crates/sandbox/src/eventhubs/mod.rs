@@ -1,6 +1,7 @@
 //! The sandbox's Event Hubs service: namespaces owned by a tenant, Azure RBAC
 //! on them, and the two protocols a producer speaks — AMQP 1.0 with CBS
-//! ([`amqp`]) and the HTTPS REST API ([`https`]).
+//! ([`amqp`], directly or over WebSockets: [`websocket`]) and the HTTPS REST
+//! API ([`https`]).
 //!
 //! This is where the resource owner's side of scenario 1a is enforced. A
 //! namespace belongs to one tenant; a token is accepted only if it verifies
@@ -21,6 +22,8 @@
 
 pub mod amqp;
 pub mod https;
+pub(crate) mod performatives;
+pub mod websocket;
 
 use super::jwt::{now_secs, AccessClaims, TokenRejection};
 use super::Shared;
@@ -145,7 +148,47 @@ pub(crate) struct IncomingEvent {
 struct Hub {
     partitions: u32,
     next_sequence: Vec<u64>,
+    /// When each partition last stored an event, milliseconds since the
+    /// epoch (0: never).
+    last_enqueued_ms: Vec<i64>,
     round_robin: u64,
+    /// When the hub was created, milliseconds since the epoch.
+    created_ms: i64,
+}
+
+/// What the `$management` node reports of a hub (`READ` of
+/// `com.microsoft:eventhub`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HubRuntime {
+    pub(crate) partitions: u32,
+    pub(crate) created_ms: i64,
+}
+
+/// What the `$management` node reports of a partition (`READ` of
+/// `com.microsoft:partition`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionRuntime {
+    /// The first sequence number still held: the sandbox keeps everything.
+    pub(crate) begin_sequence_number: i64,
+    /// The last sequence number stored, `-1` when the partition is empty.
+    pub(crate) last_sequence_number: i64,
+    /// When the last event was stored, milliseconds since the epoch (0 when
+    /// empty).
+    pub(crate) last_enqueued_ms: i64,
+}
+
+impl PartitionRuntime {
+    /// Whether the partition has stored nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.last_sequence_number < 0
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +406,49 @@ impl EhState {
             .ok_or_else(|| Denial::NoPartition(partition.to_string()))
     }
 
+    /// The hub `hub` in whichever namespace of `tenant_id` has one, for the
+    /// `$management` node (which the sandbox serves per connection, not per
+    /// namespace).
+    pub(crate) fn hub_runtime(&self, tenant_id: &str, hub: &str) -> Option<(String, HubRuntime)> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let hub = hub.to_ascii_lowercase();
+        let mut owned: Vec<_> = ns
+            .iter()
+            .filter(|(_, n)| n.tenant_id.eq_ignore_ascii_case(tenant_id))
+            .filter_map(|(name, n)| n.hubs.get(&hub).map(|h| (name, h)))
+            .collect();
+        // Deterministic when two namespaces of one tenant hold the hub.
+        owned.sort_by(|a, b| a.0.cmp(b.0));
+        owned.first().map(|(name, h)| {
+            (
+                (*name).clone(),
+                HubRuntime {
+                    partitions: h.partitions,
+                    created_ms: h.created_ms,
+                },
+            )
+        })
+    }
+
+    /// Sequence numbers and last enqueue time of one partition.
+    pub(crate) fn partition_runtime(
+        &self,
+        namespace: &str,
+        hub: &str,
+        partition: u32,
+    ) -> Option<PartitionRuntime> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let h = ns
+            .get(&namespace.to_ascii_lowercase())
+            .and_then(|n| n.hubs.get(&hub.to_ascii_lowercase()))?;
+        let next = *h.next_sequence.get(partition as usize)?;
+        Some(PartitionRuntime {
+            begin_sequence_number: 0,
+            last_sequence_number: next as i64 - 1,
+            last_enqueued_ms: h.last_enqueued_ms[partition as usize],
+        })
+    }
+
     /// The partition count of a hub.
     pub(crate) fn partition_count(&self, namespace: &str, hub: &str) -> Option<u32> {
         let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
@@ -411,6 +497,7 @@ impl EhState {
                 protocol,
             });
             *seq += 1;
+            h.last_enqueued_ms[p as usize] = now_millis();
         }
         self.events
             .lock()
@@ -437,6 +524,7 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
 pub struct EventHubsSandbox {
     state: Arc<EhState>,
     amqp: amqp::AmqpListener,
+    websocket: websocket::WebSocketListener,
     https: super::tls::HttpsServer,
 }
 
@@ -445,13 +533,15 @@ impl std::fmt::Debug for EventHubsSandbox {
         f.debug_struct("EventHubsSandbox")
             .field("amqps", &self.amqp.tls_addr)
             .field("amqp", &self.amqp.plain_addr)
+            .field("wss", &self.websocket.addr)
             .field("https", &self.https.addr)
             .finish()
     }
 }
 
 impl EventHubsSandbox {
-    /// Starts the AMQP (TLS and plain) and HTTPS listeners on loopback.
+    /// Starts the AMQP (TLS, plain and WebSockets) and HTTPS listeners on
+    /// loopback.
     pub async fn start(shared: &Shared) -> std::io::Result<Self> {
         let state = Arc::new(EhState {
             shared: shared.clone(),
@@ -462,8 +552,14 @@ impl EventHubsSandbox {
             unauthorized_form: std::sync::atomic::AtomicU8::new(0),
         });
         let amqp = amqp::AmqpListener::start(state.clone()).await?;
+        let websocket = websocket::WebSocketListener::start(state.clone()).await?;
         let https = https::serve(state.clone()).await?;
-        Ok(Self { state, amqp, https })
+        Ok(Self {
+            state,
+            amqp,
+            websocket,
+            https,
+        })
     }
 
     /// Creates a namespace owned by `tenant_id` and returns its host name,
@@ -504,7 +600,9 @@ impl EventHubsSandbox {
                     Hub {
                         partitions,
                         next_sequence: vec![0; partitions as usize],
+                        last_enqueued_ms: vec![0; partitions as usize],
                         round_robin: 0,
+                        created_ms: now_millis(),
                     },
                 );
                 true
@@ -577,6 +675,21 @@ impl EventHubsSandbox {
     /// The plain AMQP endpoint, `amqp://127.0.0.1:{port}` (loopback only).
     pub fn amqp_endpoint(&self) -> url::Url {
         self.amqp.plain_url()
+    }
+
+    /// The AMQP-over-WebSockets endpoint,
+    /// `wss://127.0.0.1:{port}/$servicebus/websocket` (subprotocol
+    /// `AMQPWSB10` or `amqp`): what a client behind a port-443-only firewall
+    /// reaches. The client must trust the sandbox CA. Clients that build the
+    /// path themselves take only the host and port
+    /// ([`EventHubsSandbox::websocket_port`]).
+    pub fn websocket_endpoint(&self) -> url::Url {
+        self.websocket.url()
+    }
+
+    /// The port of [`EventHubsSandbox::websocket_endpoint`].
+    pub fn websocket_port(&self) -> u16 {
+        self.websocket.addr.port()
     }
 
     /// The HTTPS endpoint, `https://127.0.0.1:{port}/`. Requests name the
