@@ -169,6 +169,10 @@ impl DemoWorld {
                 "EVENTHUBS_AMQP_PLAIN_ENDPOINT",
                 eh.amqp_endpoint().to_string(),
             ),
+            (
+                "EVENTHUBS_WEBSOCKET_ENDPOINT",
+                eh.websocket_endpoint().to_string(),
+            ),
             ("EVENTHUBS_HTTPS_ENDPOINT", eh.https_endpoint().to_string()),
             ("AGGREGATOR_API_URL", self.sandbox.api().url().to_string()),
             ("AGGREGATOR_API_SCOPE", format!("{API_URI}/.default")),

@@ -199,6 +199,7 @@ fn banner(world: &DemoWorld, ca_file: &Path, bundle: &TrustBundle) -> Vec<String
         format!("#   Event Hubs:                 {} / {HUB}", world.namespace),
         format!("#     AMQP over TLS:            {}", eh.amqps_endpoint()),
         format!("#     AMQP plain (loopback):    {}", eh.amqp_endpoint()),
+        format!("#     AMQP over WebSockets:     {}", eh.websocket_endpoint()),
         format!("#     HTTPS:                    {}", eh.https_endpoint()),
         "#     scope:                    https://eventhubs.azure.net/.default".to_string(),
         format!(
@@ -296,6 +297,7 @@ mod tests {
         for needed in [
             eh.amqps_endpoint().to_string(),
             eh.amqp_endpoint().to_string(),
+            eh.websocket_endpoint().to_string(),
             eh.https_endpoint().to_string(),
             world.sandbox.authority_host().to_string(),
             world.sandbox.api().url().to_string(),
@@ -344,6 +346,7 @@ mod tests {
             "PARTNER_TENANT_ID",
             "EVENTHUBS_AMQP_ENDPOINT",
             "EVENTHUBS_AMQP_PLAIN_ENDPOINT",
+            "EVENTHUBS_WEBSOCKET_ENDPOINT",
             "EVENTHUBS_HTTPS_ENDPOINT",
             "AGGREGATOR_API_URL",
             "AGGREGATOR_API_SCOPE",
