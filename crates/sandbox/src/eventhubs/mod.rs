@@ -47,15 +47,20 @@ pub const AUDIENCES: &[&str] = &[
     crate::directory::EVENTHUBS_APP_ID,
 ];
 
+/// How the HTTPS namespace answers a 401 unless told otherwise. The
+/// client's tests read sub-codes 40103 and 40106 from the body until the
+/// client also reads them from the reason phrase; then this becomes
+/// [`UnauthorizedForm::ReasonPhrase`].
+pub const DEFAULT_UNAUTHORIZED_FORM: UnauthorizedForm = UnauthorizedForm::ReasonPhraseFor40100;
+
 /// How the HTTPS namespace answers a 401 that has a sub-code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnauthorizedForm {
-    /// The default: `40100` as the seed shows the service answering a token
+    /// The default ([`DEFAULT_UNAUTHORIZED_FORM`]): `40100` as the seed shows the service answering a token
     /// from another tenant (`HTTP/1.1 401 SubCode=40100: Unauthorized`,
     /// `Content-Length: 0`, the sub-code only in the reason phrase); the
     /// other sub-codes (40102-40106), which the seed does not show, in the
     /// XML body form.
-    #[default]
     ReasonPhraseFor40100,
     /// Every sub-code in the reason phrase (`SubCode=40106: Unauthorized`),
     /// with an empty body.
@@ -306,6 +311,22 @@ pub(crate) struct EhState {
     unauthorized_form: std::sync::atomic::AtomicU8,
 }
 
+impl Default for UnauthorizedForm {
+    fn default() -> Self {
+        DEFAULT_UNAUTHORIZED_FORM
+    }
+}
+
+impl UnauthorizedForm {
+    fn code(self) -> u8 {
+        match self {
+            UnauthorizedForm::ReasonPhraseFor40100 => 0,
+            UnauthorizedForm::ReasonPhrase => 1,
+            UnauthorizedForm::XmlBody => 2,
+        }
+    }
+}
+
 impl EhState {
     /// How the HTTPS namespace answers a 401 with a sub-code.
     pub(crate) fn unauthorized_form(&self) -> UnauthorizedForm {
@@ -549,7 +570,7 @@ impl EventHubsSandbox {
             namespaces: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             stats: EventHubsStats::default(),
-            unauthorized_form: std::sync::atomic::AtomicU8::new(0),
+            unauthorized_form: std::sync::atomic::AtomicU8::new(DEFAULT_UNAUTHORIZED_FORM.code()),
         });
         let amqp = amqp::AmqpListener::start(state.clone()).await?;
         let websocket = websocket::WebSocketListener::start(state.clone()).await?;
@@ -724,15 +745,12 @@ impl EventHubsSandbox {
     }
 
     /// Sets how the HTTPS namespace answers a 401 that has a sub-code
-    /// (default [`UnauthorizedForm::ReasonPhraseFor40100`]: 40100 as the
-    /// seed shows the service answering). AMQP refusals are unaffected.
+    /// (default [`DEFAULT_UNAUTHORIZED_FORM`]). AMQP refusals are
+    /// unaffected.
     pub fn set_unauthorized_form(&self, form: UnauthorizedForm) {
-        let v = match form {
-            UnauthorizedForm::ReasonPhraseFor40100 => 0,
-            UnauthorizedForm::ReasonPhrase => 1,
-            UnauthorizedForm::XmlBody => 2,
-        };
-        self.state.unauthorized_form.store(v, Ordering::Relaxed);
+        self.state
+            .unauthorized_form
+            .store(form.code(), Ordering::Relaxed);
     }
 
     /// Counters.
