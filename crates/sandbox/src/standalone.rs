@@ -211,6 +211,8 @@ fn banner(world: &DemoWorld, ca_file: &Path, bundle: &TrustBundle) -> Vec<String
             "#   v2.0-token API:             {API_V2_URI}/.default (or api://{}/.default), client id {}",
             world.api_v2.app_id, world.api_v2.app_id
         ),
+        "#     (its tokens carry ver 2.0 and aud = that client id; a token audience, not a served API)"
+            .to_string(),
         format!("#   CA certificate:             {}", ca_file.display()),
     ];
     out.push(match (&bundle.base, bundle.from_user) {
