@@ -9,7 +9,7 @@
 //! issue and to which tenant's `tid`. Azure RBAC on Event Hubs namespaces is
 //! kept by the Event Hubs sandbox, keyed by service-principal object id.
 
-use super::jwt::now_secs;
+use super::jwt::{now_secs, TokenVersion};
 use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -75,6 +75,36 @@ impl RegisteredCertificate {
             der: der.to_vec(),
         }
     }
+
+    /// Whether an assertion header's `x5t` or `x5t#S256` names this
+    /// certificate. Thumbprints are compared as the bytes they encode:
+    /// Microsoft's own msal for Python sends `x5t` base64url *with* `=`
+    /// padding (its `oauth2cli` uses `urlsafe_b64encode`) and Entra accepts
+    /// it, so the text form may differ while the thumbprint is the same. The
+    /// signature is still verified with this certificate's key.
+    pub fn named_by(&self, x5t: Option<&str>, x5t_s256: Option<&str>) -> bool {
+        let same = |presented: Option<&str>, ours: &str| {
+            presented
+                .and_then(thumbprint_bytes)
+                .is_some_and(|p| Some(p) == thumbprint_bytes(ours))
+        };
+        same(x5t, &self.x5t) || same(x5t_s256, &self.x5t_s256)
+    }
+}
+
+/// The bytes of a base64url thumbprint, padded or not (standard-alphabet
+/// characters are read as their base64url twins).
+fn thumbprint_bytes(text: &str) -> Option<Vec<u8>> {
+    let normalized: String = text
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    URL_SAFE_NO_PAD.decode(normalized).ok()
 }
 
 /// A federated identity credential: Entra accepts an assertion from an
@@ -112,6 +142,10 @@ pub struct AppRegistration {
     /// Whether a client needs a role assignment to get a token for it
     /// ("Assignment required?" in the portal); AADSTS501051 otherwise.
     pub assignment_required: bool,
+    /// The access token version this app, as a resource, asks for
+    /// (`accessTokenAcceptedVersion` in its manifest): what tokens *for* it
+    /// look like, whoever asks.
+    pub access_token_version: TokenVersion,
 }
 
 /// A service principal: an app's identity inside one tenant.
@@ -238,6 +272,7 @@ impl Directory {
             identifier_uris: vec![],
             app_roles: vec![],
             assignment_required: false,
+            access_token_version: TokenVersion::V1,
         };
         let mut s = self.write();
         s.apps.insert(app.app_id.clone(), app.clone());
@@ -264,6 +299,7 @@ impl Directory {
             identifier_uris: vec![identifier_uri.to_string()],
             app_roles: vec![],
             assignment_required: false,
+            access_token_version: TokenVersion::V1,
         };
         self.write().apps.insert(app.app_id.clone(), app);
     }
@@ -337,6 +373,17 @@ impl Directory {
     pub fn add_app_role(&self, app_id: &str, role: &str) -> Result<(), DirectoryError> {
         let role = role.to_string();
         self.update_app(app_id, |a| a.app_roles.push(role))
+    }
+
+    /// Sets the access token version the resource app asks for
+    /// (`accessTokenAcceptedVersion`: null or 1 gives v1.0 tokens, 2 gives
+    /// v2.0 tokens, whose `aud` is this app's client id).
+    pub fn set_access_token_version(
+        &self,
+        app_id: &str,
+        version: TokenVersion,
+    ) -> Result<(), DirectoryError> {
+        self.update_app(app_id, |a| a.access_token_version = version)
     }
 
     /// Sets "Assignment required?" on the resource app.
@@ -524,5 +571,21 @@ mod tests {
         assert_eq!(d.check_secret(&app, &secret), Ok(()));
         assert_eq!(d.check_secret(&app, "wrong"), Err(false));
         assert!(!format!("{app:?}").contains(&secret));
+    }
+
+    #[test]
+    fn a_thumbprint_names_a_certificate_padded_or_not() {
+        let cert = RegisteredCertificate::from_der(b"not really DER, only hashed");
+        let sha1 = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &cert.der);
+        let padded = base64::engine::general_purpose::URL_SAFE.encode(sha1);
+        assert!(padded.ends_with('='), "SHA-1 in base64 is padded");
+        assert!(cert.named_by(Some(&cert.x5t), None));
+        // msal for Python's form.
+        assert!(cert.named_by(Some(&padded), None));
+        assert!(cert.named_by(None, Some(&cert.x5t_s256)));
+        let other = RegisteredCertificate::from_der(b"another certificate");
+        assert!(!cert.named_by(Some(&other.x5t), Some(&other.x5t_s256)));
+        assert!(!cert.named_by(Some("not base64 at all!"), None));
+        assert!(!cert.named_by(None, None));
     }
 }

@@ -20,17 +20,28 @@
 //! transfer with `amqp:unauthorized-access`, which the client must answer
 //! with a new put-token on a new connection.
 //!
-//! Two listeners: AMQP over TLS (direct TLS, as on port 5671, with the
-//! sandbox CA) and plain AMQP, for loopback only.
+//! Two listeners here: AMQP over TLS (direct TLS, as on port 5671, with the
+//! sandbox CA) and plain AMQP, for loopback only; the WebSocket listener
+//! ([`super::websocket`]) hands its connections to the same handler.
+//!
+//! What Microsoft's Python client (azure-eventhub's pyamqp) needs beyond what
+//! fe2o3's acceptor does by default, each observed in its debug log against
+//! the sandbox: every performative sent with all its fields
+//! ([`super::performatives`]); `handle-max` stated in `begin`; CBS and
+//! management replies on the client's receiver link attached to the node
+//! when a request names no `reply-to`; put-token names in `sb://` form; and
+//! receiver settle mode `first` with settled dispositions for its sender
+//! links, which ask for `second`.
 
 use super::{Denial, EhState, IncomingEvent, Protocol, MAX_MESSAGE_SIZE};
 use crate::faults::{Fault, Service};
 use crate::jwt::{now_secs, AccessClaims};
 use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, SaslAnonymousMechanism, SessionAcceptor,
+    SupportedReceiverSettleModes,
 };
 use fe2o3_amqp::link::delivery::DeliveryInfo;
-use fe2o3_amqp::types::definitions::{self, AmqpError, LinkError};
+use fe2o3_amqp::types::definitions::{self, AmqpError, LinkError, ReceiverSettleMode};
 use fe2o3_amqp::types::messaging::{ApplicationProperties, Body, Message, MessageId, Properties};
 use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Timestamp, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +59,9 @@ type Reply = Message<fe2o3_amqp::types::messaging::AmqpValue<Value>>;
 
 /// The message format of a batch envelope (Microsoft's AMQP batching).
 pub const BATCH_MESSAGE_FORMAT: u32 = 0x8001_3700;
+
+/// The `handle-max` the sandbox's sessions offer (see `serve_connection`).
+pub const SESSION_HANDLE_MAX: u32 = 262_143;
 
 /// The running AMQP listeners.
 pub(crate) struct AmqpListener {
@@ -132,12 +146,48 @@ impl AmqpListener {
 #[derive(Default)]
 struct ConnState {
     authorized: Mutex<HashMap<String, AccessClaims>>,
+    /// The client's reply links by their target: the address a request
+    /// names in `reply-to`.
     replies: Mutex<HashMap<String, mpsc::Sender<Reply>>>,
+    /// The client's reply links by their source, the node they read from
+    /// (`$cbs`, `$management`): where a request without `reply-to` is
+    /// answered, as the service does for pyamqp, which attaches its receiver
+    /// to the node and sends requests with no `reply-to`.
+    node_replies: Mutex<HashMap<String, mpsc::Sender<Reply>>>,
 }
+
+impl ConnState {
+    /// The reply link for a request that came to `node` naming `reply_to`.
+    fn reply_link(&self, node: &str, reply_to: Option<&str>) -> Option<mpsc::Sender<Reply>> {
+        match reply_to.filter(|r| !r.is_empty()) {
+            Some(address) => self
+                .replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(address)
+                .cloned(),
+            None => self
+                .node_replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(node)
+                .cloned(),
+        }
+    }
+}
+
+/// The schemes an entity address or a put-token `name` may carry. The same
+/// entity goes by `sb://{ns}/{hub}` (the audience azure-eventhub puts tokens
+/// for, "sb://" + host + path in its client base) and `amqps://{ns}/{hub}`
+/// (the address its links and azure_core_amqp's put-tokens use).
+const ENTITY_SCHEMES: &[&str] = &["sb", "amqps", "amqp"];
 
 /// `amqps://ns/hub/Partitions/0` → (`ns`, `hub`, `Some("0")`), lowercased.
 fn parse_path(address: &str) -> Option<(String, String, Option<String>)> {
     let url = url::Url::parse(address).ok()?;
+    if !ENTITY_SCHEMES.contains(&url.scheme()) {
+        return None;
+    }
     let ns = url.host_str()?.to_ascii_lowercase();
     let mut segments = url.path_segments()?.filter(|s| !s.is_empty());
     let hub = segments.next()?.to_ascii_lowercase();
@@ -151,8 +201,16 @@ fn parse_path(address: &str) -> Option<(String, String, Option<String>)> {
     Some((ns, hub, partition))
 }
 
+/// The entity an address or put-token name denotes, whatever its scheme of
+/// [`ENTITY_SCHEMES`]: `{ns}/{path}`, lowercased, with no trailing `/`.
 fn normalize(path: &str) -> String {
-    path.trim_end_matches('/').to_ascii_lowercase()
+    let entity = match url::Url::parse(path) {
+        Ok(url) if ENTITY_SCHEMES.contains(&url.scheme()) => {
+            format!("{}{}", url.host_str().unwrap_or_default(), url.path())
+        }
+        _ => path.to_string(),
+    };
+    entity.trim_end_matches('/').to_ascii_lowercase()
 }
 
 fn amqp_error(
@@ -169,7 +227,9 @@ fn custom(condition: &str, text: String) -> definitions::Error {
     )
 }
 
-async fn serve_connection<Io>(state: Arc<EhState>, io: Io, cancel: CancellationToken)
+/// Serves one AMQP connection on `io` (TLS, plain TCP or a WebSocket's byte
+/// stream) until the client closes it or the listener stops.
+pub(crate) async fn serve_connection<Io>(state: Arc<EhState>, io: Io, cancel: CancellationToken)
 where
     Io: AsyncRead + AsyncWrite + std::fmt::Debug + Send + Unpin + 'static,
 {
@@ -178,6 +238,9 @@ where
         .max_frame_size(65_536u32)
         .sasl_acceptor(SaslAnonymousMechanism::new())
         .build();
+    // Every performative the sandbox writes carries all its fields, as the
+    // live service's do (see `performatives`).
+    let io = super::performatives::FullPerformatives::new(io);
     let mut connection = match acceptor.accept(io).await {
         Ok(c) => c,
         Err(e) => {
@@ -187,7 +250,14 @@ where
     };
     state.stats.amqp_connections.fetch_add(1, Ordering::Relaxed);
     let conn = Arc::new(ConnState::default());
-    let session_acceptor = SessionAcceptor::new();
+    // `handle-max` stated, not left to its default (which fe2o3 would send as
+    // null and pyamqp reads as None, failing its first link with "'>=' not
+    // supported between instances of 'int' and 'NoneType'"). 262143 is what
+    // Microsoft.Azure.Amqp, the service's AMQP stack, offers by default
+    // (`AmqpConstants.DefaultMaxLinkHandles - 1`).
+    let session_acceptor = SessionAcceptor::builder()
+        .handle_max(SESSION_HANDLE_MAX)
+        .build();
     loop {
         let session = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -210,8 +280,15 @@ async fn serve_session(
     mut session: fe2o3_amqp::acceptor::ListenerSessionHandle,
     cancel: CancellationToken,
 ) {
+    // Receiver settle mode `first` only, as the service answers: a sender
+    // link that asks for `second` (azure-eventhub's producer does) is
+    // attached with `first`, and each disposition the sandbox sends is
+    // settled. pyamqp's sender ignores unsettled dispositions, so under
+    // `second` its send would wait until it timed out.
     let link_acceptor = LinkAcceptor::builder()
         .max_message_size(MAX_MESSAGE_SIZE)
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
         .build();
     loop {
         let link = tokio::select! {
@@ -255,13 +332,23 @@ async fn serve_session(
             }
             LinkEndpoint::Sender(mut sender) => {
                 // The client's receiver for replies: its target is the
-                // client node address that requests name in `reply-to`.
+                // client node address that requests name in `reply-to`, its
+                // source the node it reads from.
                 let reply_to = sender
                     .target()
                     .as_ref()
                     .and_then(|t| t.address.clone())
                     .unwrap_or_default();
+                let node = sender
+                    .source()
+                    .as_ref()
+                    .and_then(|s| s.address.clone())
+                    .unwrap_or_default();
                 let (tx, mut rx) = mpsc::channel::<Reply>(64);
+                conn.node_replies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(node, tx.clone());
                 conn.replies
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -292,6 +379,16 @@ async fn serve_session(
 enum Node {
     Cbs,
     Management,
+}
+
+impl Node {
+    /// The node's address, as request and reply links name it.
+    fn address(self) -> &'static str {
+        match self {
+            Node::Cbs => "$cbs",
+            Node::Management => "$management",
+        }
+    }
 }
 
 fn prop<'a>(message: &'a Message<Body<Value>>, name: &str) -> Option<&'a SimpleValue> {
@@ -366,20 +463,11 @@ async fn serve_requests(
             Node::Cbs => put_token(&state, &conn, &message).await,
             Node::Management => management(&state, &message),
         };
-        let reply_to = message
-            .properties
-            .as_ref()
-            .and_then(|p| p.reply_to.clone())
-            .unwrap_or_default();
+        let reply_to = message.properties.as_ref().and_then(|p| p.reply_to.clone());
         // The reply link may attach just after the request link; wait briefly.
         let mut tx = None;
         for _ in 0..50 {
-            tx = conn
-                .replies
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&reply_to)
-                .cloned();
+            tx = conn.reply_link(node.address(), reply_to.as_deref());
             if tx.is_some() {
                 break;
             }
@@ -389,7 +477,7 @@ async fn serve_requests(
             Some(tx) => {
                 let _ = tx.send(answer).await;
             }
-            None => tracing::debug!(reply_to, "no reply link for a sandbox AMQP request"),
+            None => tracing::debug!(?reply_to, "no reply link for a sandbox AMQP request"),
         }
     }
 }
@@ -458,17 +546,28 @@ async fn put_token(state: &EhState, conn: &ConnState, message: &Message<Body<Val
     }
 }
 
+/// The `$management` node: `READ` of `com.microsoft:eventhub` (the hub's
+/// name, creation time and partition ids) and of `com.microsoft:partition`
+/// (its sequence numbers, last offset and enqueue time, and whether it is
+/// empty), with the map keys Microsoft's clients read: azure-eventhub's
+/// `_get_eventhub_properties` / `_get_partition_properties` and
+/// azure_messaging_eventhubs' `ManagementInstance` (which also requires
+/// `type` and `last_enqueued_sequence_number_epoch`).
 fn management(state: &EhState, message: &Message<Body<Value>>) -> Reply {
     let operation = prop_str(message, "operation").unwrap_or_default();
     let kind = prop_str(message, "type").unwrap_or_default();
     let hub = prop_str(message, "name")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if operation != "READ" || kind != "com.microsoft:eventhub" {
+    if operation != "READ" || !matches!(kind, "com.microsoft:eventhub" | "com.microsoft:partition")
+    {
         return reply(
             message,
             400,
-            "The sandbox serves READ of com.microsoft:eventhub only.",
+            &format!(
+                "The sandbox serves READ of com.microsoft:eventhub and com.microsoft:partition, \
+                 not {operation} of '{kind}'."
+            ),
             Value::Null,
         );
     }
@@ -479,13 +578,7 @@ fn management(state: &EhState, message: &Message<Body<Value>>) -> Reply {
         Ok(c) => c,
         Err(r) => return reply(message, 401, &r.to_string(), Value::Null),
     };
-    let found = {
-        let ns = state.namespaces.read().unwrap_or_else(|e| e.into_inner());
-        ns.values()
-            .filter(|n| n.tenant_id.eq_ignore_ascii_case(&claims.tid))
-            .find_map(|n| n.hubs.get(&hub).map(|h| h.partitions))
-    };
-    let Some(partitions) = found else {
+    let Some((namespace, runtime)) = state.hub_runtime(&claims.tid, &hub) else {
         return reply(
             message,
             404,
@@ -494,28 +587,70 @@ fn management(state: &EhState, message: &Message<Body<Value>>) -> Reply {
         );
     };
     let mut map = OrderedMap::new();
-    map.insert(Value::String("name".into()), Value::String(hub.clone()));
-    map.insert(
-        Value::String("type".into()),
-        Value::String("com.microsoft:eventhub".into()),
+    let mut put = |key: &str, value: Value| {
+        map.insert(Value::String(key.into()), value);
+    };
+    put("name", Value::String(hub.clone()));
+    put("type", Value::String(kind.into()));
+    if kind == "com.microsoft:eventhub" {
+        put(
+            "created_at",
+            Value::Timestamp(Timestamp::from_milliseconds(runtime.created_ms)),
+        );
+        put("partition_count", Value::Int(runtime.partitions as i32));
+        put(
+            "partition_ids",
+            Value::Array(
+                (0..runtime.partitions)
+                    .map(|p| Value::String(p.to_string()))
+                    .collect::<Vec<_>>()
+                    .into(),
+            ),
+        );
+        return reply(message, 200, "OK", Value::Map(map));
+    }
+    let asked = prop_str(message, "partition").unwrap_or_default();
+    let partition = match state.check_partition(&namespace, &hub, asked) {
+        Ok(p) => p,
+        Err(d) => {
+            let (status, _) = d.status_and_subcode();
+            return reply(
+                message,
+                i32::from(status),
+                &d.detail(&namespace, &hub),
+                Value::Null,
+            );
+        }
+    };
+    let Some(p) = state.partition_runtime(&namespace, &hub, partition) else {
+        return reply(
+            message,
+            404,
+            &format!("The messaging entity '{hub}' could not be found."),
+            Value::Null,
+        );
+    };
+    put("partition", Value::String(partition.to_string()));
+    put(
+        "begin_sequence_number",
+        Value::Long(p.begin_sequence_number),
     );
-    map.insert(
-        Value::String("created_at".into()),
-        Value::Timestamp(Timestamp::from_milliseconds(now_secs() * 1000)),
+    put(
+        "last_enqueued_sequence_number",
+        Value::Long(p.last_sequence_number),
     );
-    map.insert(
-        Value::String("partition_count".into()),
-        Value::Int(partitions as i32),
+    // The sandbox keeps no byte log: an event's offset is its sequence
+    // number, as text like the service's ("-1" when empty).
+    put(
+        "last_enqueued_offset",
+        Value::String(p.last_sequence_number.to_string()),
     );
-    map.insert(
-        Value::String("partition_ids".into()),
-        Value::Array(
-            (0..partitions)
-                .map(|p| Value::String(p.to_string()))
-                .collect::<Vec<_>>()
-                .into(),
-        ),
+    put(
+        "last_enqueued_time_utc",
+        Value::Timestamp(Timestamp::from_milliseconds(p.last_enqueued_ms)),
     );
+    put("last_enqueued_sequence_number_epoch", Value::Long(0));
+    put("is_partition_empty", Value::Bool(p.is_empty()));
     reply(message, 200, "OK", Value::Map(map))
 }
 
@@ -821,4 +956,57 @@ fn accept_transfer(
             Protocol::Amqp,
         )
         .map_err(|d| amqp_error(AmqpError::NotFound, d.detail(namespace, hub)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_token_names_in_sb_and_amqps_form_are_one_entity() {
+        let sb = normalize("sb://Contoso-Telemetry.servicebus.windows.net/telemetry");
+        let amqps = normalize("amqps://contoso-telemetry.servicebus.windows.net/Telemetry/");
+        assert_eq!(sb, amqps);
+        assert_eq!(sb, "contoso-telemetry.servicebus.windows.net/telemetry");
+        assert_eq!(
+            parse_path("sb://contoso-telemetry.servicebus.windows.net/telemetry"),
+            parse_path("amqps://contoso-telemetry.servicebus.windows.net/telemetry")
+        );
+        // Another scheme names no entity of the namespace.
+        assert_ne!(
+            normalize("https://contoso-telemetry.servicebus.windows.net/telemetry"),
+            sb
+        );
+        assert_eq!(
+            parse_path("https://contoso-telemetry.servicebus.windows.net/telemetry"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_request_without_reply_to_is_answered_on_the_nodes_receiver_link() {
+        let conn = ConnState::default();
+        let (node_tx, _node_rx) = mpsc::channel::<Reply>(1);
+        let (addressed_tx, _addressed_rx) = mpsc::channel::<Reply>(1);
+        conn.node_replies
+            .lock()
+            .unwrap()
+            .insert("$cbs".into(), node_tx.clone());
+        conn.replies
+            .lock()
+            .unwrap()
+            .insert("cbs-reply-1".into(), addressed_tx.clone());
+        // pyamqp: no reply-to, the receiver link reads from `$cbs`.
+        let found = conn.reply_link("$cbs", None).expect("the node's link");
+        assert!(found.same_channel(&node_tx));
+        let found = conn.reply_link("$cbs", Some("")).expect("empty is none");
+        assert!(found.same_channel(&node_tx));
+        // azure_core_amqp: reply-to names its receiver link's target.
+        let found = conn
+            .reply_link("$cbs", Some("cbs-reply-1"))
+            .expect("the addressed link");
+        assert!(found.same_channel(&addressed_tx));
+        assert!(conn.reply_link("$management", None).is_none());
+        assert!(conn.reply_link("$cbs", Some("unknown")).is_none());
+    }
 }

@@ -1,6 +1,7 @@
 //! The sandbox's Event Hubs service: namespaces owned by a tenant, Azure RBAC
 //! on them, and the two protocols a producer speaks — AMQP 1.0 with CBS
-//! ([`amqp`]) and the HTTPS REST API ([`https`]).
+//! ([`amqp`], directly or over WebSockets: [`websocket`]) and the HTTPS REST
+//! API ([`https`]).
 //!
 //! This is where the resource owner's side of scenario 1a is enforced. A
 //! namespace belongs to one tenant; a token is accepted only if it verifies
@@ -21,6 +22,8 @@
 
 pub mod amqp;
 pub mod https;
+pub(crate) mod performatives;
+pub mod websocket;
 
 use super::jwt::{now_secs, AccessClaims, TokenRejection};
 use super::Shared;
@@ -35,11 +38,37 @@ pub const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 /// request; see [`EventHubsSandbox::set_settle_delay`].
 pub const DEFAULT_SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Audiences Event Hubs accepts in a token.
+/// Audiences Event Hubs accepts in a token: its App ID URIs (v1.0 tokens
+/// carry the resource as asked) and its client id (what v2.0 tokens always
+/// carry, "access token claims reference": `aud`).
 pub const AUDIENCES: &[&str] = &[
     "https://eventhubs.azure.net",
     "https://servicebus.azure.net",
+    crate::directory::EVENTHUBS_APP_ID,
 ];
+
+/// How the HTTPS namespace answers a 401 unless told otherwise. The
+/// client's tests read sub-codes 40103 and 40106 from the body until the
+/// client also reads them from the reason phrase; then this becomes
+/// [`UnauthorizedForm::ReasonPhrase`].
+pub const DEFAULT_UNAUTHORIZED_FORM: UnauthorizedForm = UnauthorizedForm::ReasonPhraseFor40100;
+
+/// How the HTTPS namespace answers a 401 that has a sub-code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnauthorizedForm {
+    /// The default ([`DEFAULT_UNAUTHORIZED_FORM`]): `40100` as the seed shows the service answering a token
+    /// from another tenant (`HTTP/1.1 401 SubCode=40100: Unauthorized`,
+    /// `Content-Length: 0`, the sub-code only in the reason phrase); the
+    /// other sub-codes (40102-40106), which the seed does not show, in the
+    /// XML body form.
+    ReasonPhraseFor40100,
+    /// Every sub-code in the reason phrase (`SubCode=40106: Unauthorized`),
+    /// with an empty body.
+    ReasonPhrase,
+    /// `401 Unauthorized` with `<Error><Code>401</Code><Detail>SubCode=…:
+    /// …</Detail></Error>`, the detail naming which check refused.
+    XmlBody,
+}
 
 /// The Azure RBAC data roles of Event Hubs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,7 +153,47 @@ pub(crate) struct IncomingEvent {
 struct Hub {
     partitions: u32,
     next_sequence: Vec<u64>,
+    /// When each partition last stored an event, milliseconds since the
+    /// epoch (0: never).
+    last_enqueued_ms: Vec<i64>,
     round_robin: u64,
+    /// When the hub was created, milliseconds since the epoch.
+    created_ms: i64,
+}
+
+/// What the `$management` node reports of a hub (`READ` of
+/// `com.microsoft:eventhub`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HubRuntime {
+    pub(crate) partitions: u32,
+    pub(crate) created_ms: i64,
+}
+
+/// What the `$management` node reports of a partition (`READ` of
+/// `com.microsoft:partition`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionRuntime {
+    /// The first sequence number still held: the sandbox keeps everything.
+    pub(crate) begin_sequence_number: i64,
+    /// The last sequence number stored, `-1` when the partition is empty.
+    pub(crate) last_sequence_number: i64,
+    /// When the last event was stored, milliseconds since the epoch (0 when
+    /// empty).
+    pub(crate) last_enqueued_ms: i64,
+}
+
+impl PartitionRuntime {
+    /// Whether the partition has stored nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.last_sequence_number < 0
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone)]
@@ -184,11 +253,13 @@ impl Denial {
             Denial::Token(r) => format!("{r}"),
             Denial::WrongTenant { token_tenant } => format!(
                 "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
-                 The token was issued by tenant {token_tenant}, which does not own the namespace."
+                 Check failed: namespace tenant. The token was issued by tenant \
+                 {token_tenant}, which does not own the namespace."
             ),
-            Denial::MissingRole { app_id, .. } => format!(
+            Denial::MissingRole { app_id, object_id } => format!(
                 "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
-                 Principal of app {app_id} holds no data role that allows sending."
+                 Check failed: role assignment. Principal {object_id} of app {app_id} holds no \
+                 data role on the namespace that allows sending."
             ),
             Denial::NoNamespace(n) => format!("The messaging entity '{n}' could not be found."),
             Denial::NoHub(h) => {
@@ -219,6 +290,12 @@ pub struct EventHubsStats {
     pub https_requests: AtomicU64,
     /// Transfers or requests refused.
     pub refused: AtomicU64,
+    /// Refusals (40100) because the token's tenant does not own the
+    /// namespace: the partner's fix (ask the resource owner's tenant).
+    pub refused_wrong_tenant: AtomicU64,
+    /// Refusals (40100) because the principal holds no role that allows
+    /// sending: the resource owner's fix (assign the role).
+    pub refused_missing_role: AtomicU64,
 }
 
 pub(crate) struct EhState {
@@ -229,9 +306,37 @@ pub(crate) struct EhState {
     namespaces: RwLock<HashMap<String, Namespace>>,
     events: Mutex<Vec<StoredEvent>>,
     pub(crate) stats: EventHubsStats,
+    /// 0: [`UnauthorizedForm::ReasonPhraseFor40100`], 1:
+    /// [`UnauthorizedForm::ReasonPhrase`], 2: [`UnauthorizedForm::XmlBody`].
+    unauthorized_form: std::sync::atomic::AtomicU8,
+}
+
+impl Default for UnauthorizedForm {
+    fn default() -> Self {
+        DEFAULT_UNAUTHORIZED_FORM
+    }
+}
+
+impl UnauthorizedForm {
+    fn code(self) -> u8 {
+        match self {
+            UnauthorizedForm::ReasonPhraseFor40100 => 0,
+            UnauthorizedForm::ReasonPhrase => 1,
+            UnauthorizedForm::XmlBody => 2,
+        }
+    }
 }
 
 impl EhState {
+    /// How the HTTPS namespace answers a 401 with a sub-code.
+    pub(crate) fn unauthorized_form(&self) -> UnauthorizedForm {
+        match self.unauthorized_form.load(Ordering::Relaxed) {
+            0 => UnauthorizedForm::ReasonPhraseFor40100,
+            1 => UnauthorizedForm::ReasonPhrase,
+            _ => UnauthorizedForm::XmlBody,
+        }
+    }
+
     /// Verifies a token for sending to `namespace`/`hub`.
     pub(crate) fn authorize_send(
         &self,
@@ -263,6 +368,9 @@ impl EhState {
             .verify(token, AUDIENCES, 0)
             .map_err(Denial::Token)?;
         if !claims.tid.eq_ignore_ascii_case(&tenant) {
+            self.stats
+                .refused_wrong_tenant
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Denial::WrongTenant {
                 token_tenant: claims.tid,
             });
@@ -288,6 +396,9 @@ impl EhState {
             .get(&claims.oid)
             .is_some_and(|roles| roles.iter().any(|r| r.may_send()));
         if !allowed {
+            self.stats
+                .refused_missing_role
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Denial::MissingRole {
                 object_id: claims.oid.clone(),
                 app_id: claims.appid.clone(),
@@ -314,6 +425,49 @@ impl EhState {
             .ok()
             .filter(|p| *p < count)
             .ok_or_else(|| Denial::NoPartition(partition.to_string()))
+    }
+
+    /// The hub `hub` in whichever namespace of `tenant_id` has one, for the
+    /// `$management` node (which the sandbox serves per connection, not per
+    /// namespace).
+    pub(crate) fn hub_runtime(&self, tenant_id: &str, hub: &str) -> Option<(String, HubRuntime)> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let hub = hub.to_ascii_lowercase();
+        let mut owned: Vec<_> = ns
+            .iter()
+            .filter(|(_, n)| n.tenant_id.eq_ignore_ascii_case(tenant_id))
+            .filter_map(|(name, n)| n.hubs.get(&hub).map(|h| (name, h)))
+            .collect();
+        // Deterministic when two namespaces of one tenant hold the hub.
+        owned.sort_by(|a, b| a.0.cmp(b.0));
+        owned.first().map(|(name, h)| {
+            (
+                (*name).clone(),
+                HubRuntime {
+                    partitions: h.partitions,
+                    created_ms: h.created_ms,
+                },
+            )
+        })
+    }
+
+    /// Sequence numbers and last enqueue time of one partition.
+    pub(crate) fn partition_runtime(
+        &self,
+        namespace: &str,
+        hub: &str,
+        partition: u32,
+    ) -> Option<PartitionRuntime> {
+        let ns = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
+        let h = ns
+            .get(&namespace.to_ascii_lowercase())
+            .and_then(|n| n.hubs.get(&hub.to_ascii_lowercase()))?;
+        let next = *h.next_sequence.get(partition as usize)?;
+        Some(PartitionRuntime {
+            begin_sequence_number: 0,
+            last_sequence_number: next as i64 - 1,
+            last_enqueued_ms: h.last_enqueued_ms[partition as usize],
+        })
     }
 
     /// The partition count of a hub.
@@ -364,6 +518,7 @@ impl EhState {
                 protocol,
             });
             *seq += 1;
+            h.last_enqueued_ms[p as usize] = now_millis();
         }
         self.events
             .lock()
@@ -390,6 +545,7 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
 pub struct EventHubsSandbox {
     state: Arc<EhState>,
     amqp: amqp::AmqpListener,
+    websocket: websocket::WebSocketListener,
     https: super::tls::HttpsServer,
 }
 
@@ -398,13 +554,15 @@ impl std::fmt::Debug for EventHubsSandbox {
         f.debug_struct("EventHubsSandbox")
             .field("amqps", &self.amqp.tls_addr)
             .field("amqp", &self.amqp.plain_addr)
+            .field("wss", &self.websocket.addr)
             .field("https", &self.https.addr)
             .finish()
     }
 }
 
 impl EventHubsSandbox {
-    /// Starts the AMQP (TLS and plain) and HTTPS listeners on loopback.
+    /// Starts the AMQP (TLS, plain and WebSockets) and HTTPS listeners on
+    /// loopback.
     pub async fn start(shared: &Shared) -> std::io::Result<Self> {
         let state = Arc::new(EhState {
             shared: shared.clone(),
@@ -412,10 +570,17 @@ impl EventHubsSandbox {
             namespaces: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             stats: EventHubsStats::default(),
+            unauthorized_form: std::sync::atomic::AtomicU8::new(DEFAULT_UNAUTHORIZED_FORM.code()),
         });
         let amqp = amqp::AmqpListener::start(state.clone()).await?;
+        let websocket = websocket::WebSocketListener::start(state.clone()).await?;
         let https = https::serve(state.clone()).await?;
-        Ok(Self { state, amqp, https })
+        Ok(Self {
+            state,
+            amqp,
+            websocket,
+            https,
+        })
     }
 
     /// Creates a namespace owned by `tenant_id` and returns its host name,
@@ -456,7 +621,9 @@ impl EventHubsSandbox {
                     Hub {
                         partitions,
                         next_sequence: vec![0; partitions as usize],
+                        last_enqueued_ms: vec![0; partitions as usize],
                         round_robin: 0,
+                        created_ms: now_millis(),
                     },
                 );
                 true
@@ -531,6 +698,21 @@ impl EventHubsSandbox {
         self.amqp.plain_url()
     }
 
+    /// The AMQP-over-WebSockets endpoint,
+    /// `wss://127.0.0.1:{port}/$servicebus/websocket` (subprotocol
+    /// `AMQPWSB10` or `amqp`): what a client behind a port-443-only firewall
+    /// reaches. The client must trust the sandbox CA. Clients that build the
+    /// path themselves take only the host and port
+    /// ([`EventHubsSandbox::websocket_port`]).
+    pub fn websocket_endpoint(&self) -> url::Url {
+        self.websocket.url()
+    }
+
+    /// The port of [`EventHubsSandbox::websocket_endpoint`].
+    pub fn websocket_port(&self) -> u16 {
+        self.websocket.addr.port()
+    }
+
     /// The HTTPS endpoint, `https://127.0.0.1:{port}/`. Requests name the
     /// namespace in the `Host` header, so a client keeps the real namespace
     /// URL and only redirects the address.
@@ -560,6 +742,15 @@ impl EventHubsSandbox {
         self.state
             .settle_delay_micros
             .store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Sets how the HTTPS namespace answers a 401 that has a sub-code
+    /// (default [`DEFAULT_UNAUTHORIZED_FORM`]). AMQP refusals are
+    /// unaffected.
+    pub fn set_unauthorized_form(&self, form: UnauthorizedForm) {
+        self.state
+            .unauthorized_form
+            .store(form.code(), Ordering::Relaxed);
     }
 
     /// Counters.
