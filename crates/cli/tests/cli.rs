@@ -477,10 +477,16 @@ async fn sandbox_subcommand_prints_exports_that_work() {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| panic!("{name} is exported"))
     };
-    assert_eq!(get("SSL_CERT_FILE"), ca.0.to_string_lossy());
-    assert!(std::fs::read_to_string(&ca.0)
-        .expect("the CA file is written")
-        .contains("BEGIN CERTIFICATE"));
+    assert_eq!(get("SANDBOX_CA_FILE"), ca.0.to_string_lossy());
+    let ca_pem = std::fs::read_to_string(&ca.0).expect("the CA file is written");
+    assert!(ca_pem.contains("BEGIN CERTIFICATE"));
+    // SSL_CERT_FILE is a bundle that keeps the trust the shell had (here the
+    // system bundle) and adds the sandbox CA, never the CA alone.
+    let bundle = get("SSL_CERT_FILE");
+    assert_eq!(bundle, format!("{}.bundle.pem", ca.0.to_string_lossy()));
+    assert!(std::fs::read_to_string(&bundle)
+        .expect("the bundle is written")
+        .ends_with(&ca_pem));
 
     let token = run_cli(&["token", "--json"], exports.clone(), None).await;
     assert!(token.succeeded(), "{token:?}");

@@ -10,6 +10,14 @@
 //! - Contoso also runs the protected API `api://secure-api` (roles `API.Read`,
 //!   `API.Write`), granted to the app in full, and its customer `clientXYZ`
 //!   (`api://clientXYZ`) grants the app only `clientXYZ.Read`.
+//! - Beside it, Contoso registers a second API, `api://secure-api-v2`, whose
+//!   app registration asks for **v2.0 access tokens**
+//!   (`accessTokenAcceptedVersion: 2`): tokens for it (scope
+//!   `api://secure-api-v2/.default` or `api://{its client id}/.default`)
+//!   carry `ver` 2.0, `aud` = its client id, the v2.0 issuer and
+//!   `azp`/`azpacr`. The app holds `API.Read` and `API.Write` on it. It is a
+//!   token audience, not a served API: the aggregator API serves
+//!   `api://secure-api`.
 //!
 //! The app is both the Event Hubs sender and the aggregator, so one
 //! credential tells the whole story.
@@ -17,12 +25,15 @@
 use super::api::Access;
 use super::directory::{AppRegistration, Tenant};
 use super::eventhubs::Role;
+use super::jwt::TokenVersion;
 use super::{Sandbox, SandboxError};
 
 /// The Event Hub of the demo namespace.
 pub const HUB: &str = "telemetry";
 /// The App ID URI of the demo API.
 pub const API_URI: &str = "api://secure-api";
+/// The App ID URI of the demo API that asks for v2.0 tokens.
+pub const API_V2_URI: &str = "api://secure-api-v2";
 /// The demo API's customer.
 pub const CLIENT: &str = "clientXYZ";
 /// The Event Hubs scope.
@@ -41,6 +52,9 @@ pub struct DemoWorld {
     pub app: AppRegistration,
     /// The namespace host, `contoso-telemetry.servicebus.windows.net`.
     pub namespace: String,
+    /// The API registration that asks for v2.0 tokens ([`API_V2_URI`]);
+    /// its `app_id` is the `aud` of tokens for it.
+    pub api_v2: AppRegistration,
     secret: String,
 }
 
@@ -97,6 +111,21 @@ impl DemoWorld {
             .map_err(setup)?;
         api.grant_client(&app.app_id, CLIENT, &[Access::Read])
             .map_err(setup)?;
+
+        let api_v2 = d
+            .register_app(&owner.id, "secureAPI-v2", false)
+            .map_err(setup)?;
+        d.add_identifier_uri(&api_v2.app_id, API_V2_URI)
+            .map_err(setup)?;
+        d.set_access_token_version(&api_v2.app_id, TokenVersion::V2)
+            .map_err(setup)?;
+        for access in [Access::Read, Access::Write] {
+            d.add_app_role(&api_v2.app_id, access.api_role())
+                .map_err(setup)?;
+            d.grant_app_role(&owner.id, &app.app_id, &api_v2.app_id, access.api_role())
+                .map_err(setup)?;
+        }
+        let api_v2 = d.app(&api_v2.app_id).unwrap_or(api_v2);
         let app = d.app(&app.app_id).unwrap_or(app);
         Ok(Self {
             sandbox,
@@ -104,6 +133,7 @@ impl DemoWorld {
             owner,
             app,
             namespace,
+            api_v2,
             secret,
         })
     }
@@ -115,7 +145,9 @@ impl DemoWorld {
 
     /// The environment that points any Azure SDK tool at the demo world, as
     /// `(name, value)` pairs; `ca_file` is where the caller wrote
-    /// [`Sandbox::ca_pem`]. Contains the demo secret.
+    /// [`Sandbox::ca_pem`] (both `SSL_CERT_FILE` and `SANDBOX_CA_FILE`; a
+    /// caller that must keep the user's own `SSL_CERT_FILE` replaces the
+    /// former, as [`crate::standalone::run`] does). Contains the demo secret.
     pub fn environment(&self, ca_file: &str) -> Vec<(&'static str, String)> {
         let eh = self.sandbox.eventhubs();
         vec![
@@ -127,13 +159,26 @@ impl DemoWorld {
             ("AZURE_CLIENT_ID", self.app.app_id.clone()),
             ("AZURE_CLIENT_SECRET", self.secret.clone()),
             ("SSL_CERT_FILE", ca_file.to_string()),
+            ("SANDBOX_CA_FILE", ca_file.to_string()),
+            ("PARTNER_TENANT_ID", self.partner.id.clone()),
+            ("RESOURCE_TENANT_DOMAIN", self.owner.domains.join(" ")),
             ("EVENTHUBS_NAMESPACE", self.namespace.clone()),
             ("EVENTHUBS_HUB", HUB.to_string()),
             ("EVENTHUBS_AMQP_ENDPOINT", eh.amqps_endpoint().to_string()),
+            (
+                "EVENTHUBS_AMQP_PLAIN_ENDPOINT",
+                eh.amqp_endpoint().to_string(),
+            ),
+            (
+                "EVENTHUBS_WEBSOCKET_ENDPOINT",
+                eh.websocket_endpoint().to_string(),
+            ),
             ("EVENTHUBS_HTTPS_ENDPOINT", eh.https_endpoint().to_string()),
             ("AGGREGATOR_API_URL", self.sandbox.api().url().to_string()),
             ("AGGREGATOR_API_SCOPE", format!("{API_URI}/.default")),
             ("AGGREGATOR_CLIENT", CLIENT.to_string()),
+            ("API_V2_SCOPE", format!("{API_V2_URI}/.default")),
+            ("API_V2_CLIENT_ID", self.api_v2.app_id.clone()),
         ]
     }
 }

@@ -9,7 +9,7 @@
 //! issue and to which tenant's `tid`. Azure RBAC on Event Hubs namespaces is
 //! kept by the Event Hubs sandbox, keyed by service-principal object id.
 
-use super::jwt::now_secs;
+use super::jwt::{now_secs, TokenVersion};
 use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -142,6 +142,10 @@ pub struct AppRegistration {
     /// Whether a client needs a role assignment to get a token for it
     /// ("Assignment required?" in the portal); AADSTS501051 otherwise.
     pub assignment_required: bool,
+    /// The access token version this app, as a resource, asks for
+    /// (`accessTokenAcceptedVersion` in its manifest): what tokens *for* it
+    /// look like, whoever asks.
+    pub access_token_version: TokenVersion,
 }
 
 /// A service principal: an app's identity inside one tenant.
@@ -268,6 +272,7 @@ impl Directory {
             identifier_uris: vec![],
             app_roles: vec![],
             assignment_required: false,
+            access_token_version: TokenVersion::V1,
         };
         let mut s = self.write();
         s.apps.insert(app.app_id.clone(), app.clone());
@@ -294,6 +299,7 @@ impl Directory {
             identifier_uris: vec![identifier_uri.to_string()],
             app_roles: vec![],
             assignment_required: false,
+            access_token_version: TokenVersion::V1,
         };
         self.write().apps.insert(app.app_id.clone(), app);
     }
@@ -367,6 +373,17 @@ impl Directory {
     pub fn add_app_role(&self, app_id: &str, role: &str) -> Result<(), DirectoryError> {
         let role = role.to_string();
         self.update_app(app_id, |a| a.app_roles.push(role))
+    }
+
+    /// Sets the access token version the resource app asks for
+    /// (`accessTokenAcceptedVersion`: null or 1 gives v1.0 tokens, 2 gives
+    /// v2.0 tokens, whose `aud` is this app's client id).
+    pub fn set_access_token_version(
+        &self,
+        app_id: &str,
+        version: TokenVersion,
+    ) -> Result<(), DirectoryError> {
+        self.update_app(app_id, |a| a.access_token_version = version)
     }
 
     /// Sets "Assignment required?" on the resource app.

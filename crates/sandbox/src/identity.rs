@@ -1,13 +1,27 @@
-//! The sandbox's identity provider: Entra ID's v2 endpoints for the
+//! The sandbox's identity provider: Entra ID's endpoints for the
 //! client-credentials grant, over HTTPS.
 //!
-//! - `POST /{tenant}/oauth2/v2.0/token`: `client_secret` or `client_assertion`
-//!   (a certificate-signed JWT, or a federated assertion from an issuer the app
-//!   trusts). Issues v1 access tokens (RS256) as Entra does for app-only
-//!   tokens: `aud` = the resource, `iss` = `https://sts.windows.net/{tid}/`,
-//!   `tid` = **the tenant asked**, `appid`, `oid` = the app's service principal
-//!   *in that tenant*, `roles` granted there.
-//! - `GET /{tenant}/v2.0/.well-known/openid-configuration` and the JWKS.
+//! - `POST /{tenant}/oauth2/v2.0/token` (`scope={resource}/.default`) and the
+//!   v1 endpoint `POST /{tenant}/oauth2/token` (`resource={resource}`). The
+//!   client authenticates with `client_secret` in the body
+//!   (`client_secret_post`), with its id and secret in an HTTP Basic header
+//!   (`client_secret_basic`, each part form-urlencoded first, RFC 6749
+//!   section 2.3.1; Microsoft's "client credentials flow" doc accepts either),
+//!   or with `client_assertion` (a certificate-signed JWT, or a federated
+//!   assertion from an issuer the app trusts); one method per request.
+//! - Access tokens (RS256) follow Microsoft's "access token claims
+//!   reference" for app-only tokens, in the version **the resource** asks for
+//!   (its `accessTokenAcceptedVersion`, [`TokenVersion`]): v1.0 with `aud` =
+//!   the resource as asked, `iss` = `https://sts.windows.net/{tid}/`,
+//!   `appid`/`appidacr`, `idp`; v2.0 with `aud` = the resource's client id,
+//!   `iss` = `https://login.microsoftonline.com/{tid}/v2.0`, `azp`/`azpacr`.
+//!   Both: `tid` = **the tenant asked**, `oid` = `sub` = the app's service
+//!   principal *in that tenant*, `roles` granted there, `idtyp` `app`.
+//! - `GET /{tenant}/v2.0/.well-known/openid-configuration` (issuer
+//!   `https://login.microsoftonline.com/{tid}/v2.0`) and the v1 document
+//!   `GET /{tenant}/.well-known/openid-configuration` (issuer
+//!   `https://sts.windows.net/{tid}/`), and the JWKS (keys with `x5t` and
+//!   `x5c`) at `/{tenant}/discovery/v2.0/keys` and `/{tenant}/discovery/keys`.
 //!
 //! Failures carry Entra's JSON shape (`error`, `error_description` starting
 //! `AADSTSnnnn:` and ending with trace and correlation ids, `error_codes`,
@@ -23,7 +37,7 @@
 
 use super::directory::AppRegistration;
 use super::faults::{Fault, Service};
-use super::jwt::{now_secs, AccessClaims};
+use super::jwt::{now_secs, AccessClaims, TokenVersion};
 use super::Shared;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -108,9 +122,14 @@ impl IdentityServer {
         });
         let router = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/{tenant}/oauth2/token", post(token_v1))
             .route(
                 "/{tenant}/v2.0/.well-known/openid-configuration",
                 get(openid_configuration),
+            )
+            .route(
+                "/{tenant}/.well-known/openid-configuration",
+                get(openid_configuration_v1),
             )
             .route("/{tenant}/discovery/v2.0/keys", get(jwks))
             .route("/{tenant}/discovery/keys", get(jwks))
@@ -256,7 +275,9 @@ async fn openid_configuration(
     };
     let authority = authority_of(&headers);
     Json(json!({
-        "issuer": format!("{authority}{}/v2.0", t.id),
+        // The issuer of the v2.0 tokens of this tenant, as Entra's document
+        // names it (not the sandbox's own address).
+        "issuer": AccessClaims::v2_issuer_for(&t.id),
         "token_endpoint": format!("{authority}{}/oauth2/v2.0/token", t.id),
         "jwks_uri": format!("{authority}{}/discovery/v2.0/keys", t.id),
         "authorization_endpoint": format!("{authority}{}/oauth2/v2.0/authorize", t.id),
@@ -264,6 +285,36 @@ async fn openid_configuration(
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "subject_types_supported": ["pairwise"],
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "sandbox.crosstenant.invalid",
+    }))
+    .into_response()
+}
+
+/// The v1 discovery document, as Entra serves it at
+/// `/{tenant}/.well-known/openid-configuration`: issuer
+/// `https://sts.windows.net/{tid}/`, the v1 token endpoint, the common keys.
+async fn openid_configuration_v1(
+    State(st): State<Arc<IdpState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    st.stats.discovery_requests.fetch_add(1, Ordering::Relaxed);
+    let Some(t) = st.shared.directory.tenant(&tenant) else {
+        return unknown_tenant(&tenant);
+    };
+    let authority = authority_of(&headers);
+    Json(json!({
+        "issuer": AccessClaims::issuer_for(&t.id),
+        "token_endpoint": format!("{authority}{}/oauth2/token", t.id),
+        "jwks_uri": format!("{authority}common/discovery/keys"),
+        "authorization_endpoint": format!("{authority}{}/oauth2/authorize", t.id),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "scopes_supported": ["openid"],
         "subject_types_supported": ["pairwise"],
         "tenant_region_scope": "NA",
         "cloud_instance_name": "sandbox.crosstenant.invalid",
@@ -303,9 +354,67 @@ struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     scope: Option<String>,
+    /// The v1 endpoint's way of naming the resource.
+    resource: Option<String>,
     client_secret: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,
+}
+
+/// The client id and secret of an `Authorization: Basic` header
+/// (`client_secret_basic`): `Ok(None)` without one; `Err` naming what is
+/// wrong with a malformed one. RFC 6749 section 2.3.1: the id and the secret
+/// are each form-urlencoded, then joined by `:` and base64-encoded, so they
+/// are split first and decoded after (a `:` inside either arrives as `%3A`).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, String> {
+    use base64::Engine as _;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header is not ASCII".to_string())?;
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| "the Basic credentials are not base64".to_string())?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| "the Basic credentials are not UTF-8".to_string())?;
+    let Some((id, secret)) = decoded.split_once(':') else {
+        return Err("the Basic credentials have no ':' between client id and secret".into());
+    };
+    let form_decode = |part: &str, what: &str| {
+        percent_encoding::percent_decode_str(&part.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| format!("the Basic {what} is not form-urlencoded UTF-8"))
+    };
+    Ok(Some((
+        form_decode(id, "client id")?,
+        form_decode(secret, "client secret")?,
+    )))
+}
+
+/// `POST /{tenant}/oauth2/token`: the v1 endpoint, which names the
+/// resource with `resource=` instead of `scope=`; it issues the same tokens.
+async fn token_v1(
+    state: State<Arc<IdpState>>,
+    tenant: Path<String>,
+    headers: HeaderMap,
+    Form(mut form): Form<TokenForm>,
+) -> Response {
+    if form.scope.is_none() {
+        form.scope = form
+            .resource
+            .take()
+            .map(|r| format!("{}/.default", r.trim_end_matches('/')));
+    }
+    token(state, tenant, headers, Form(form)).await
 }
 
 async fn token(
@@ -332,7 +441,7 @@ fn issue(
     st: &IdpState,
     tenant_in_path: &str,
     headers: &HeaderMap,
-    form: TokenForm,
+    mut form: TokenForm,
 ) -> Result<Response, Response> {
     let bad = |error: &str, code: u32, msg: String| {
         Err(entra_error(StatusCode::BAD_REQUEST, error, code, &msg))
@@ -359,6 +468,48 @@ fn issue(
     let Some(tenant) = dir.tenant(tenant_in_path) else {
         return Err(unknown_tenant(tenant_in_path));
     };
+    // client_secret_basic: the id and secret from the header. Entra's code
+    // for a request using two methods at once is not published; the answer
+    // is RFC 6749's `invalid_request` with the umbrella code 900144.
+    match basic_credentials(headers) {
+        Ok(None) => {}
+        Ok(Some((id, secret))) => {
+            if form.client_secret.is_some() || form.client_assertion.is_some() {
+                return bad(
+                    "invalid_request",
+                    900144,
+                    "The request authenticates the client twice: with an HTTP Basic header and \
+                     with a client_secret or client_assertion in the body. Use one method \
+                     (RFC 6749 section 2.3)."
+                        .into(),
+                );
+            }
+            if let Some(body_id) = form.client_id.as_deref() {
+                if !body_id.trim().eq_ignore_ascii_case(id.trim()) {
+                    return bad(
+                        "invalid_request",
+                        900144,
+                        format!(
+                            "The client_id '{body_id}' in the body differs from the client id \
+                             '{id}' in the HTTP Basic header."
+                        ),
+                    );
+                }
+            }
+            form.client_id = Some(id);
+            form.client_secret = Some(secret);
+        }
+        Err(why) => {
+            return unauthorized(
+                7000216,
+                format!(
+                    "The HTTP Basic client credentials could not be read: {why}. Send \
+                     base64(urlencode(client_id) ':' urlencode(client_secret)) (RFC 6749 \
+                     section 2.3.1), or client_id and client_secret in the body."
+                ),
+            )
+        }
+    }
     let client_id = match form.client_id.as_deref().map(str::trim) {
         Some(c) if !c.is_empty() => c.to_ascii_lowercase(),
         _ => {
@@ -506,24 +657,24 @@ fn issue(
 
     let now = now_secs();
     let lifetime = st.lifetime_secs.load(Ordering::Relaxed);
-    let claims = AccessClaims {
-        aud: resource.to_string(),
-        iss: AccessClaims::issuer_for(&tenant.id),
-        appid: app.app_id.clone(),
-        azp: app.app_id.clone(),
-        oid: principal.object_id.clone(),
-        sub: principal.object_id,
-        tid: tenant.id,
-        roles,
-        idtyp: "app".into(),
-        ver: "1.0".into(),
-        appidacr: appidacr.into(),
-        iat: now,
-        nbf: now,
-        exp: now + lifetime,
-        uti: Uuid::new_v4().to_string(),
-    };
-    let token = st.shared.issuer.sign(&claims).map_err(|e| {
+    let version = resource_app.access_token_version;
+    let claims = access_token_claims(&AppToken {
+        version,
+        // v1.0: the resource as the client named it; v2.0: always the
+        // resource's client id.
+        audience: match version {
+            TokenVersion::V1 => resource,
+            TokenVersion::V2 => &resource_app.app_id,
+        },
+        tenant_id: &tenant.id,
+        client_id: &app.app_id,
+        client_auth: appidacr,
+        object_id: &principal.object_id,
+        roles: &roles,
+        issued_at: now,
+        lifetime,
+    });
+    let token = st.shared.issuer.sign_as(&claims, version).map_err(|e| {
         entra_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -539,6 +690,67 @@ fn issue(
         "access_token": token,
     }))
     .into_response())
+}
+
+/// What an app-only access token says, before it takes a version's shape.
+pub struct AppToken<'a> {
+    /// The version the resource asks for.
+    pub version: TokenVersion,
+    /// `aud`.
+    pub audience: &'a str,
+    /// The issuing tenant (`tid`).
+    pub tenant_id: &'a str,
+    /// The client app (`appid` / `azp`).
+    pub client_id: &'a str,
+    /// How it authenticated: `1` secret, `2` certificate or assertion
+    /// (`appidacr` / `azpacr`).
+    pub client_auth: &'a str,
+    /// The client's service principal in the tenant (`oid`, `sub`).
+    pub object_id: &'a str,
+    /// The app roles granted there.
+    pub roles: &'a [String],
+    /// `iat` and `nbf`.
+    pub issued_at: i64,
+    /// Seconds until `exp`.
+    pub lifetime: i64,
+}
+
+/// The claims of an app-only access token, exactly as Microsoft's "access
+/// token claims reference" lists them for each version (less the opaque
+/// `aio` and `rh`): v1.0 carries `appid`, `appidacr` and `idp`; v2.0 carries
+/// `azp` and `azpacr` instead, with its own `iss`.
+pub fn access_token_claims(t: &AppToken<'_>) -> Value {
+    let mut claims = json!({
+        "aud": t.audience,
+        "iat": t.issued_at,
+        "nbf": t.issued_at,
+        "exp": t.issued_at + t.lifetime,
+        "idtyp": "app",
+        "oid": t.object_id,
+        "roles": t.roles,
+        "sub": t.object_id,
+        "tid": t.tenant_id,
+        "uti": Uuid::new_v4().to_string(),
+    });
+    let extra = match t.version {
+        TokenVersion::V1 => json!({
+            "iss": AccessClaims::issuer_for(t.tenant_id),
+            "idp": AccessClaims::issuer_for(t.tenant_id),
+            "appid": t.client_id,
+            "appidacr": t.client_auth,
+            "ver": "1.0",
+        }),
+        TokenVersion::V2 => json!({
+            "iss": AccessClaims::v2_issuer_for(t.tenant_id),
+            "azp": t.client_id,
+            "azpacr": t.client_auth,
+            "ver": "2.0",
+        }),
+    };
+    if let (Some(c), Value::Object(e)) = (claims.as_object_mut(), extra) {
+        c.extend(e);
+    }
+    claims
 }
 
 /// Verifies a client assertion as Entra does: a certificate assertion

@@ -7,7 +7,20 @@
 //! checks a token the way a resource does: signature against the published
 //! keys, issuer, audience, lifetime. Event Hubs and the aggregator API both
 //! call it; neither looks at the keys directly.
+//!
+//! As in Entra's published key sets ("Access tokens in the Microsoft identity
+//! platform", section "Validate the signature"), each key comes with a
+//! self-signed certificate: the JWKS entry carries `x5c` (the certificate,
+//! standard base64 DER) and `x5t` (its base64url SHA-1 thumbprint), and `kid`
+//! equals `x5t`. Tokens name their key by `kid`; v1.0 tokens also carry `x5t`
+//! in their header, v2.0 tokens only `kid` ([`TokenVersion`]).
+//!
+//! Both token versions verify: v1.0 tokens (`iss`
+//! `https://sts.windows.net/{tid}/`, `appid`/`appidacr`) and v2.0 tokens
+//! (`iss` `https://login.microsoftonline.com/{tid}/v2.0`, `azp`/`azpacr`),
+//! each only with its own issuer form; [`AccessClaims`] reads either.
 
+use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -52,17 +65,29 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// The claims of a sandbox access token, shaped like Entra's v1 app tokens
-/// that Event Hubs and the reference API receive.
+/// The claims of an app-only access token as the sandbox's services read
+/// them, from a v1.0 or a v2.0 token: the client id is in both `appid` and
+/// `azp`, and how it authenticated in `appidacr`, whichever of
+/// `appid`/`appidacr` (v1.0) or `azp`/`azpacr` (v2.0) the token carried.
+/// Serialized as is, it is a v1.0-shaped token (with `azp` besides), for
+/// tests that forge tokens; what the identity provider issues follows
+/// Microsoft's access token claims reference exactly (see
+/// `identity::access_token_claims`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessClaims {
-    /// The resource: `https://eventhubs.azure.net`, `api://secure-api`.
+    /// The resource: `https://eventhubs.azure.net`, `api://secure-api`; in
+    /// v2.0 tokens always the resource's client id (a GUID).
     pub aud: String,
-    /// `https://sts.windows.net/{tid}/`.
+    /// `https://sts.windows.net/{tid}/` (v1.0) or
+    /// `https://login.microsoftonline.com/{tid}/v2.0` (v2.0).
     pub iss: String,
-    /// The client (application) id the token was issued to.
+    /// The client (application) id the token was issued to (`appid` of
+    /// v1.0 tokens; taken from `azp` for v2.0 tokens).
+    #[serde(default)]
     pub appid: String,
-    /// The same client id, as v2 tokens carry it.
+    /// The same client id, as v2.0 tokens carry it (taken from `appid` for
+    /// v1.0 tokens).
+    #[serde(default)]
     pub azp: String,
     /// The service principal's object id in the issuing tenant.
     pub oid: String,
@@ -75,9 +100,11 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     /// Always `app` for client-credentials tokens.
     pub idtyp: String,
-    /// `1.0`.
+    /// `1.0` or `2.0`.
     pub ver: String,
-    /// How the client authenticated: `1` secret, `2` certificate or assertion.
+    /// How the client authenticated: `1` secret, `2` certificate or
+    /// assertion (`appidacr` of v1.0 tokens, `azpacr` of v2.0 ones).
+    #[serde(default)]
     pub appidacr: String,
     /// Issued at.
     pub iat: i64,
@@ -90,10 +117,64 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
-    /// The issuer Entra puts in v1 tokens of tenant `tid`.
+    /// The issuer Entra puts in v1.0 tokens of tenant `tid`.
     pub fn issuer_for(tid: &str) -> String {
         format!("https://sts.windows.net/{tid}/")
     }
+
+    /// The issuer Entra puts in v2.0 tokens of tenant `tid`.
+    pub fn v2_issuer_for(tid: &str) -> String {
+        format!("https://login.microsoftonline.com/{tid}/v2.0")
+    }
+
+    /// The issuer a token of version `ver` from tenant `tid` must carry.
+    fn expected_issuer(ver: &str, tid: &str) -> String {
+        if ver == "2.0" {
+            Self::v2_issuer_for(tid)
+        } else {
+            Self::issuer_for(tid)
+        }
+    }
+}
+
+/// A token as it travels: [`AccessClaims`] plus the v2.0-only `azpacr`.
+#[derive(Deserialize)]
+struct WireClaims {
+    #[serde(flatten)]
+    claims: AccessClaims,
+    #[serde(default)]
+    azpacr: String,
+}
+
+impl WireClaims {
+    /// Fills the client id and authentication class from whichever form the
+    /// token carried.
+    fn normalized(self) -> AccessClaims {
+        let mut c = self.claims;
+        if c.appid.is_empty() {
+            c.appid = c.azp.clone();
+        }
+        if c.azp.is_empty() {
+            c.azp = c.appid.clone();
+        }
+        if c.appidacr.is_empty() {
+            c.appidacr = self.azpacr;
+        }
+        c
+    }
+}
+
+/// The access token format a resource asked for in its app registration
+/// (`accessTokenAcceptedVersion` in the manifest,
+/// `api.requestedAccessTokenVersion` in Microsoft Graph): null or 1 means
+/// v1.0 tokens, 2 means v2.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenVersion {
+    /// v1.0: header with `x5t` and `kid`.
+    #[default]
+    V1,
+    /// v2.0: header with `kid` only.
+    V2,
 }
 
 /// Why a resource refused a token. Each maps to the service's own answer
@@ -120,12 +201,15 @@ pub enum TokenRejection {
     /// Past `exp` or before `nbf` (40106).
     #[error("the token has expired or is not yet valid")]
     Expired,
-    /// The issuer is not `https://sts.windows.net/{tid}/` of the token's own tenant.
+    /// The issuer is not the one of the token's own tenant and version
+    /// (`https://sts.windows.net/{tid}/` for v1.0,
+    /// `https://login.microsoftonline.com/{tid}/v2.0` for v2.0).
     #[error("the token's issuer {0} does not match its tenant")]
     InvalidIssuer(String),
 }
 
 struct SigningKey {
+    /// Equals the certificate's `x5t`, as Entra's `kid`s do.
     kid: String,
     encoding: EncodingKey,
     /// Decoded once, as a resource server keeps the keys of the JWKS it
@@ -163,9 +247,25 @@ fn new_signing_key() -> Result<SigningKey, String> {
         .map_err(|e| format!("RSA key load failed: {e}"))?;
     let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)
         .map_err(|e| format!("JWK derivation failed: {e}"))?;
-    let kid = jwk
-        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-        .map_err(|e| format!("JWK thumbprint failed: {e}"))?;
+    // A self-signed certificate for the key, as Entra publishes one per
+    // signing key (valid from a day ago for five years, like Entra's).
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| format!("signing certificate: {e}"))?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "crosstenant sandbox token signing",
+    );
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(5 * 365);
+    let cert = params
+        .self_signed(&kp)
+        .map_err(|e| format!("signing certificate: {e}"))?;
+    let der = cert.der();
+    let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha1);
+    jwk.common.x509_chain = Some(vec![base64::engine::general_purpose::STANDARD.encode(der)]);
+    jwk.common.x509_sha1_fingerprint = Some(kid.clone());
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("JWK decoding failed: {e}"))?;
@@ -213,15 +313,28 @@ impl TokenIssuer {
         }
     }
 
-    /// Signs `claims` with the current key (RS256, `kid` and `x5t`-less
-    /// header, as Entra's v1 tokens carry `kid`).
+    /// Signs `claims` with the current key, with the header of an Entra
+    /// v1.0 token: `typ`, `alg` RS256, `x5t` and `kid` (equal).
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
+        self.sign_as(claims, TokenVersion::V1)
+    }
+
+    /// Signs `claims` with the current key, with the header Entra gives
+    /// tokens of `version`: v1.0 `x5t` and `kid`, v2.0 `kid` only.
+    pub fn sign_as<T: Serialize>(
+        &self,
+        claims: &T,
+        version: TokenVersion,
+    ) -> Result<String, String> {
         let key = {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
             keys.first().cloned().ok_or("no signing key")?
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
+        if version == TokenVersion::V1 {
+            header.x5t = Some(key.kid.clone());
+        }
         header.typ = Some("JWT".into());
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
     }
@@ -368,7 +481,7 @@ fn verify_signed(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let data =
-        jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &validation).map_err(|e| {
+        jsonwebtoken::decode::<WireClaims>(token, key.decoding(), &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::InvalidSignature | K::InvalidRsaKey(_) | K::InvalidAlgorithm => {
@@ -377,9 +490,17 @@ fn verify_signed(
                 _ => TokenRejection::Malformed(e.to_string()),
             }
         })?;
-    let claims = data.claims;
-    if claims.iss != AccessClaims::issuer_for(&claims.tid) {
+    let claims = data.claims.normalized();
+    // Each version has its own issuer form ("Access token claims
+    // reference": `iss`); a v2.0 token with a v1.0 issuer, or the reverse,
+    // is not one Entra issued.
+    if claims.iss != AccessClaims::expected_issuer(&claims.ver, &claims.tid) {
         return Err(TokenRejection::InvalidIssuer(claims.iss));
+    }
+    if claims.appid.is_empty() {
+        return Err(TokenRejection::Malformed(
+            "the token names no client (neither appid nor azp)".into(),
+        ));
     }
     Ok(claims)
 }

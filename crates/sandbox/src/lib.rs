@@ -8,8 +8,11 @@
 //! protocols on loopback sockets, so every path of the SDK runs unchanged but
 //! for base addresses and one extra trusted root (the sandbox CA):
 //!
-//! - **identity** ([`identity`]): Entra's v2 token endpoint, OpenID
-//!   configuration and JWKS over HTTPS; RS256 access tokens with real claims;
+//! - **identity** ([`identity`]): Entra's v2 and v1 token endpoints
+//!   (`client_secret_post`, `client_secret_basic`, certificate and federated
+//!   assertions), v2 and v1 OpenID configuration and the JWKS (keys with
+//!   their certificates) over HTTPS; RS256 access tokens in the version the
+//!   resource asks for (v1.0 or v2.0), with the claims Microsoft documents;
 //!   Entra-shaped `AADSTS…` errors;
 //! - **Event Hubs** ([`eventhubs`]): AMQP 1.0 with CBS and the HTTPS REST
 //!   API, enforcing the resource owner's tenant and Azure RBAC;

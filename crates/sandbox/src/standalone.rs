@@ -8,8 +8,19 @@
 //! line it prints but the `export` lines is a shell comment, so the whole
 //! output can be saved and sourced. The output names the demo client secret:
 //! worthless outside this process, and the point of the program.
+//!
+//! Every listener is on 127.0.0.1 only; there is no option to listen on
+//! another address.
+//!
+//! `SSL_CERT_FILE` replaces a TLS stack's whole trust store, so the exported
+//! value is never the sandbox CA alone: it names a bundle file written next
+//! to the CA (`<ca file>.bundle.pem`) holding the trust the shell had — the
+//! file the user's own `SSL_CERT_FILE` names, else the system bundle — and
+//! the sandbox CA after it. The banner says which file was combined, and
+//! warns when there was none. `SANDBOX_CA_FILE` names the CA alone, for
+//! clients that take one extra root (`connection_verify`, `verify=`).
 
-use crate::demo::{DemoWorld, API_URI, CLIENT, HUB};
+use crate::demo::{DemoWorld, API_URI, API_V2_URI, CLIENT, HUB};
 use crate::SandboxError;
 use std::path::{Path, PathBuf};
 
@@ -42,44 +53,20 @@ pub async fn run(options: Options) -> Result<(), SandboxError> {
         ))
     })?;
 
-    let eh = world.sandbox.eventhubs();
-    println!("# crosstenant sandbox: the demo world, offline on 127.0.0.1");
-    println!(
-        "#   partner tenant (Fabrikam):  {} ({})",
-        world.partner.id,
-        world.partner.domains.join(", ")
-    );
-    println!(
-        "#   resource tenant (Contoso):  {} ({})",
-        world.owner.id,
-        world.owner.domains.join(", ")
-    );
-    println!("#   partner app (multi-tenant): {}", world.app.app_id);
-    println!(
-        "#   identity provider:          {}",
-        world.sandbox.authority_host()
-    );
-    println!(
-        "#   Event Hubs:                 {} / {HUB}",
-        world.namespace
-    );
-    println!("#     AMQP over TLS:            {}", eh.amqps_endpoint());
-    println!("#     HTTPS:                    {}", eh.https_endpoint());
-    println!(
-        "#   aggregator API:             {} ({API_URI}, client {CLIENT})",
-        world.sandbox.api().url(),
-    );
-    println!("#   CA certificate:             {}", ca_file.display());
-    println!("# In another shell, run these lines (or source --env-file), then e.g.:");
-    println!("#   crosstenant token");
-    println!("#   crosstenant send --transport https < events.jsonl");
-    println!("#   crosstenant call --client clientXYZ data");
-    println!("#   crosstenant doctor --send-probe");
+    let user_bundle = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let bundle = trust_bundle(&ca_file, world.sandbox.ca_pem(), user_bundle)?;
+    for line in banner(&world, &ca_file, &bundle) {
+        println!("{line}");
+    }
 
     let ca_text = ca_file.to_string_lossy().into_owned();
     let exports: Vec<String> = world
         .environment(&ca_text)
         .into_iter()
+        .map(|(name, value)| match name {
+            "SSL_CERT_FILE" => (name, bundle.path.to_string_lossy().into_owned()),
+            _ => (name, value),
+        })
         .map(|(name, value)| format!("export {name}={}", shell_quote(&value)))
         .collect();
     for line in &exports {
@@ -99,6 +86,7 @@ pub async fn run(options: Options) -> Result<(), SandboxError> {
     let stopped = shutdown_signal().await;
     if remove_on_exit {
         let _ = std::fs::remove_file(&ca_file);
+        let _ = std::fs::remove_file(&bundle.path);
     }
     drop(world);
     match stopped {
@@ -108,6 +96,152 @@ pub async fn run(options: Options) -> Result<(), SandboxError> {
         }
         Err(e) => Err(SandboxError(format!("waiting for Ctrl-C: {e}"))),
     }
+}
+
+/// The `SSL_CERT_FILE` the env file exports: the trust the shell had plus
+/// the sandbox CA.
+struct TrustBundle {
+    /// The bundle file.
+    path: PathBuf,
+    /// Where the trust it keeps came from (`None`: nowhere, sandbox CA only).
+    base: Option<PathBuf>,
+    /// Whether that was the user's own `SSL_CERT_FILE`.
+    from_user: bool,
+}
+
+/// The system CA bundles of common systems (Debian/Ubuntu, Fedora/RHEL,
+/// openSUSE, Alpine, macOS with Homebrew's OpenSSL).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Writes `<ca_file>.bundle.pem`: the user's `SSL_CERT_FILE` (`user`,
+/// else the first system bundle found), then the sandbox CA.
+fn trust_bundle(
+    ca_file: &Path,
+    ca_pem: &str,
+    user: Option<PathBuf>,
+) -> Result<TrustBundle, SandboxError> {
+    let (base, from_user) = match &user {
+        Some(p) => (Some(p.clone()), true),
+        None => (
+            SYSTEM_BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
+            false,
+        ),
+    };
+    let mut text = match &base {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| {
+            SandboxError(format!(
+                "cannot read {} to keep its certificates beside the sandbox CA: {e}; fix or \
+                 unset SSL_CERT_FILE",
+                p.display()
+            ))
+        })?,
+        None => String::new(),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(ca_pem);
+    let mut path = ca_file.as_os_str().to_owned();
+    path.push(".bundle.pem");
+    let path = PathBuf::from(path);
+    std::fs::write(&path, text).map_err(|e| {
+        SandboxError(format!(
+            "cannot write the trust bundle {}: {e}; give a writable path with --ca-file",
+            path.display()
+        ))
+    })?;
+    Ok(TrustBundle {
+        path,
+        base,
+        from_user,
+    })
+}
+
+/// The comment lines naming every endpoint, tenant, API and credential.
+fn banner(world: &DemoWorld, ca_file: &Path, bundle: &TrustBundle) -> Vec<String> {
+    let eh = world.sandbox.eventhubs();
+    let authority = world.sandbox.authority_host();
+    let owner = &world.owner.id;
+    let mut out = vec![
+        "# crosstenant sandbox: the demo world, offline, listening on 127.0.0.1 only".to_string(),
+        format!(
+            "#   partner tenant (Fabrikam):  {} ({})",
+            world.partner.id,
+            world.partner.domains.join(", ")
+        ),
+        format!(
+            "#   resource tenant (Contoso):  {owner} ({})",
+            world.owner.domains.join(", ")
+        ),
+        format!("#   partner app (multi-tenant): {}", world.app.app_id),
+        format!(
+            "#     client secret:            {} (a sandbox secret, worthless elsewhere)",
+            world.client_secret()
+        ),
+        format!("#   identity provider:          {authority}"),
+        format!("#     token (v2 endpoint):      {authority}{owner}/oauth2/v2.0/token"),
+        format!("#     token (v1 endpoint):      {authority}{owner}/oauth2/token"),
+        format!(
+            "#     discovery v2 / v1:        {authority}{owner}/v2.0/.well-known/openid-configuration"
+        ),
+        format!("#                               {authority}{owner}/.well-known/openid-configuration"),
+        format!("#     keys (JWKS):              {authority}{owner}/discovery/v2.0/keys"),
+        "#     client auth:              client_secret_post, client_secret_basic, private_key_jwt"
+            .to_string(),
+        format!("#   Event Hubs:                 {} / {HUB}", world.namespace),
+        format!("#     AMQP over TLS:            {}", eh.amqps_endpoint()),
+        format!("#     AMQP plain (loopback):    {}", eh.amqp_endpoint()),
+        format!("#     AMQP over WebSockets:     {}", eh.websocket_endpoint()),
+        format!("#     HTTPS:                    {}", eh.https_endpoint()),
+        "#     scope:                    https://eventhubs.azure.net/.default".to_string(),
+        format!(
+            "#   aggregator API:             {} ({API_URI}, client {CLIENT})",
+            world.sandbox.api().url(),
+        ),
+        format!("#     scope (v1.0 tokens):      {API_URI}/.default"),
+        format!(
+            "#   v2.0-token API:             {API_V2_URI}/.default (or api://{}/.default), client id {}",
+            world.api_v2.app_id, world.api_v2.app_id
+        ),
+        format!("#   CA certificate:             {}", ca_file.display()),
+    ];
+    out.push(match (&bundle.base, bundle.from_user) {
+        (Some(base), true) => format!(
+            "#   SSL_CERT_FILE:              {} = your SSL_CERT_FILE ({}) + the sandbox CA",
+            bundle.path.display(),
+            base.display()
+        ),
+        (Some(base), false) => format!(
+            "#   SSL_CERT_FILE:              {} = the system bundle ({}) + the sandbox CA",
+            bundle.path.display(),
+            base.display()
+        ),
+        (None, _) => format!(
+            "#   SSL_CERT_FILE:              {} = the sandbox CA only. WARNING: no system CA \
+             bundle was found, so tools in a shell that sources this trust nothing else; set \
+             SSL_CERT_FILE to your bundle and restart to keep it",
+            bundle.path.display()
+        ),
+    });
+    out.extend(
+        [
+            "# In another shell, run these lines (or source --env-file), then e.g.:",
+            "#   crosstenant token",
+            "#   crosstenant send --transport https < events.jsonl",
+            "#   crosstenant call --client clientXYZ data",
+            "#   crosstenant doctor --send-probe",
+        ]
+        .map(String::from),
+    );
+    out
 }
 
 /// Ctrl-C, or SIGTERM on Unix (what `kill` and service managers send).
@@ -143,7 +277,86 @@ fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_banner_names_every_endpoint_api_and_credential() {
+        let world = DemoWorld::start().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("sbx-banner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        let user = dir.join("mine.pem");
+        std::fs::write(
+            &user,
+            "-----BEGIN CERTIFICATE-----\nMINE\n-----END CERTIFICATE-----",
+        )
+        .unwrap();
+        let bundle = trust_bundle(&ca, world.sandbox.ca_pem(), Some(user.clone())).unwrap();
+        let text = banner(&world, &ca, &bundle).join("\n");
+        let eh = world.sandbox.eventhubs();
+        for needed in [
+            eh.amqps_endpoint().to_string(),
+            eh.amqp_endpoint().to_string(),
+            eh.websocket_endpoint().to_string(),
+            eh.https_endpoint().to_string(),
+            world.sandbox.authority_host().to_string(),
+            world.sandbox.api().url().to_string(),
+            format!("{API_URI}/.default"),
+            format!("{API_V2_URI}/.default"),
+            world.api_v2.app_id.clone(),
+            world.client_secret().to_string(),
+            world.app.app_id.clone(),
+            world.partner.id.clone(),
+            world.owner.id.clone(),
+            "client_secret_basic".to_string(),
+            "127.0.0.1 only".to_string(),
+        ] {
+            assert!(text.contains(&needed), "the banner lacks {needed}:\n{text}");
+        }
+        assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
+
+        // The user's own SSL_CERT_FILE is kept, the sandbox CA after it, and
+        // the banner says so.
+        let combined = std::fs::read_to_string(&bundle.path).unwrap();
+        assert!(combined.starts_with("-----BEGIN CERTIFICATE-----\nMINE\n"));
+        assert!(combined.ends_with(world.sandbox.ca_pem()));
+        assert!(text.contains(&format!("your SSL_CERT_FILE ({})", user.display())));
+        // An unreadable SSL_CERT_FILE is an error naming it, not a silent drop.
+        let missing = dir.join("missing.pem");
+        let err = trust_bundle(&ca, world.sandbox.ca_pem(), Some(missing.clone()))
+            .err()
+            .expect("an unreadable SSL_CERT_FILE is refused");
+        assert!(err.0.contains(&missing.display().to_string()), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_environment_names_both_apis_and_every_endpoint() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let world = rt.block_on(DemoWorld::start()).unwrap();
+        let env = world.environment("/tmp/ca.pem");
+        let names: Vec<&str> = env.iter().map(|(n, _)| *n).collect();
+        for needed in [
+            "AZURE_AUTHORITY_HOST",
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "SSL_CERT_FILE",
+            "SANDBOX_CA_FILE",
+            "PARTNER_TENANT_ID",
+            "EVENTHUBS_AMQP_ENDPOINT",
+            "EVENTHUBS_AMQP_PLAIN_ENDPOINT",
+            "EVENTHUBS_WEBSOCKET_ENDPOINT",
+            "EVENTHUBS_HTTPS_ENDPOINT",
+            "AGGREGATOR_API_URL",
+            "AGGREGATOR_API_SCOPE",
+            "API_V2_SCOPE",
+            "API_V2_CLIENT_ID",
+        ] {
+            assert!(names.contains(&needed), "{needed} missing from {names:?}");
+        }
+        drop(world);
+    }
 
     #[test]
     fn shell_quote_survives_single_quotes() {

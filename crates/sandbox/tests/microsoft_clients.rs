@@ -74,3 +74,28 @@ async fn http_eventhubs_home_tenant_token_is_refused_40100() {
 async fn http_api_two_tokens_200_and_403_without_the_second() {
     check("rest_checks.py", &["api-two-tokens"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_token_by_client_secret_basic() {
+    check("rest_checks.py", &["token-basic"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_v1_and_v2_discovery_and_jwks_certificates() {
+    check("rest_checks.py", &["discovery-v1"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_v2_token_for_the_v2_api() {
+    check("rest_checks.py", &["api-v2-token"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msal_v2_token_for_the_v2_api() {
+    check("msal_checks.py", &["v2-token"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_identity_v2_token_for_the_v2_api() {
+    check("azure_identity_checks.py", &["v2-token"]).await;
+}

@@ -8,15 +8,22 @@
 //! `BrokerProperties` JSON header and user properties as headers; a batch is
 //! `application/vnd.microsoft.servicebus.json`, a JSON array of
 //! `{"Body", "UserProperties", "BrokerProperties"}`. Success is `201
-//! Created`; failures carry the service's status codes and, for 401, its
-//! `SubCode=…` detail in an `<Error><Code/><Detail/></Error>` body. A request
-//! is stored whole or not at all.
+//! Created`; failures carry the service's status codes and an
+//! `<Error><Code/><Detail/></Error>` body. A 401 with a sub-code is answered,
+//! by default, as the service was seen answering a token from another
+//! tenant: the status line `HTTP/1.1 401 SubCode=40100: Unauthorized` and an
+//! empty body (`Content-Length: 0`), the sub-code only in the reason phrase;
+//! other sub-codes keep the XML body form.
+//! [`super::EventHubsSandbox::set_unauthorized_form`] puts every sub-code in
+//! the reason phrase, or every one in the XML body form
+//! (`<Detail>SubCode=40100: …</Detail>`, which names the check that
+//! refused). A request is stored whole or not at all.
 //!
 //! `GET /$sandbox/events/{hub}` lists what a hub stored, as JSON, for tools
 //! pointed at the sandbox (no token needed: it is the sandbox's own window,
 //! not part of the service).
 
-use super::{Denial, EhState, IncomingEvent, Protocol, MAX_MESSAGE_SIZE};
+use super::{Denial, EhState, IncomingEvent, Protocol, UnauthorizedForm, MAX_MESSAGE_SIZE};
 use crate::faults::{Fault, Service};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -123,13 +130,37 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn denial(d: &Denial, namespace: &str, hub: &str) -> Response {
-    let (status, _) = d.status_and_subcode();
+fn denial(st: &EhState, d: &Denial, namespace: &str, hub: &str) -> Response {
+    let (status, sub) = d.status_and_subcode();
+    if status == 401 && sub != 0 {
+        return unauthorized(st, sub, &d.detail(namespace, hub));
+    }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
     error(status, &d.detail(namespace, hub))
 }
 
-async fn act_out(fault: Option<Fault>) -> Option<Response> {
+/// A 401 with sub-code `sub` in the form the namespace is set to answer.
+fn unauthorized(st: &EhState, sub: u32, detail: &str) -> Response {
+    let in_reason_phrase = match st.unauthorized_form() {
+        UnauthorizedForm::ReasonPhraseFor40100 => sub == 40100,
+        UnauthorizedForm::ReasonPhrase => true,
+        UnauthorizedForm::XmlBody => false,
+    };
+    if !in_reason_phrase {
+        return error(StatusCode::UNAUTHORIZED, detail);
+    }
+    // The status line of the seed: `HTTP/1.1 401 SubCode=40100:
+    // Unauthorized`, no body. hyper writes a reason phrase given as
+    // this response extension instead of the canonical one.
+    let mut resp = StatusCode::UNAUTHORIZED.into_response();
+    let reason = format!("SubCode={sub}: Unauthorized");
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason) {
+        resp.extensions_mut().insert(reason);
+    }
+    resp
+}
+
+async fn act_out(st: &EhState, fault: Option<Fault>) -> Option<Response> {
     match fault? {
         Fault::Status {
             status,
@@ -153,8 +184,9 @@ async fn act_out(fault: Option<Fault>) -> Option<Response> {
             None
         }
         Fault::Drop => Some(crate::faults::hang_up()),
-        Fault::RefuseToken => Some(error(
-            StatusCode::UNAUTHORIZED,
+        Fault::RefuseToken => Some(unauthorized(
+            st,
+            40100,
             "SubCode=40100: Unauthorized (sandbox fault).",
         )),
     }
@@ -286,7 +318,7 @@ async fn send(
     body: Bytes,
 ) -> Response {
     st.stats.https_requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(resp) = act_out(st.shared.faults.next(Service::EventHubsHttps)).await {
+    if let Some(resp) = act_out(&st, st.shared.faults.next(Service::EventHubsHttps)).await {
         return resp;
     }
     let namespace = namespace_of(&headers);
@@ -294,7 +326,7 @@ async fn send(
         Ok(c) => c,
         Err(d) => {
             st.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return denial(&d, &namespace, &hub);
+            return denial(&st, &d, &namespace, &hub);
         }
     };
     if body.len() as u64 > MAX_MESSAGE_SIZE {
@@ -316,7 +348,7 @@ async fn send(
         Target::Hub => None,
         Target::Partition(p) => match st.check_partition(&namespace, &hub, p) {
             Ok(p) => Some(p),
-            Err(d) => return denial(&d, &namespace, &hub),
+            Err(d) => return denial(&st, &d, &namespace, &hub),
         },
         Target::Publisher(publisher) => {
             for e in &mut events {
@@ -334,7 +366,7 @@ async fn send(
         Protocol::Https,
     ) {
         Ok(()) => StatusCode::CREATED.into_response(),
-        Err(d) => denial(&d, &namespace, &hub),
+        Err(d) => denial(&st, &d, &namespace, &hub),
     }
 }
 
@@ -347,7 +379,7 @@ async fn inspect(
     let ns = namespace.to_ascii_lowercase();
     let hub_l = hub.to_ascii_lowercase();
     if st.partition_count(&ns, &hub_l).is_none() {
-        return denial(&Denial::NoHub(hub.clone()), &namespace, &hub);
+        return denial(&st, &Denial::NoHub(hub.clone()), &namespace, &hub);
     }
     let events: Vec<serde_json::Value> = st
         .events

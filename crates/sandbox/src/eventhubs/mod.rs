@@ -38,11 +38,32 @@ pub const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 /// request; see [`EventHubsSandbox::set_settle_delay`].
 pub const DEFAULT_SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Audiences Event Hubs accepts in a token.
+/// Audiences Event Hubs accepts in a token: its App ID URIs (v1.0 tokens
+/// carry the resource as asked) and its client id (what v2.0 tokens always
+/// carry, "access token claims reference": `aud`).
 pub const AUDIENCES: &[&str] = &[
     "https://eventhubs.azure.net",
     "https://servicebus.azure.net",
+    crate::directory::EVENTHUBS_APP_ID,
 ];
+
+/// How the HTTPS namespace answers a 401 that has a sub-code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnauthorizedForm {
+    /// The default: `40100` as the seed shows the service answering a token
+    /// from another tenant (`HTTP/1.1 401 SubCode=40100: Unauthorized`,
+    /// `Content-Length: 0`, the sub-code only in the reason phrase); the
+    /// other sub-codes (40102-40106), which the seed does not show, in the
+    /// XML body form.
+    #[default]
+    ReasonPhraseFor40100,
+    /// Every sub-code in the reason phrase (`SubCode=40106: Unauthorized`),
+    /// with an empty body.
+    ReasonPhrase,
+    /// `401 Unauthorized` with `<Error><Code>401</Code><Detail>SubCode=…:
+    /// …</Detail></Error>`, the detail naming which check refused.
+    XmlBody,
+}
 
 /// The Azure RBAC data roles of Event Hubs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,11 +248,13 @@ impl Denial {
             Denial::Token(r) => format!("{r}"),
             Denial::WrongTenant { token_tenant } => format!(
                 "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
-                 The token was issued by tenant {token_tenant}, which does not own the namespace."
+                 Check failed: namespace tenant. The token was issued by tenant \
+                 {token_tenant}, which does not own the namespace."
             ),
-            Denial::MissingRole { app_id, .. } => format!(
+            Denial::MissingRole { app_id, object_id } => format!(
                 "Unauthorized access. 'Send' claim(s) are required to perform this operation. \
-                 Principal of app {app_id} holds no data role that allows sending."
+                 Check failed: role assignment. Principal {object_id} of app {app_id} holds no \
+                 data role on the namespace that allows sending."
             ),
             Denial::NoNamespace(n) => format!("The messaging entity '{n}' could not be found."),
             Denial::NoHub(h) => {
@@ -262,6 +285,12 @@ pub struct EventHubsStats {
     pub https_requests: AtomicU64,
     /// Transfers or requests refused.
     pub refused: AtomicU64,
+    /// Refusals (40100) because the token's tenant does not own the
+    /// namespace: the partner's fix (ask the resource owner's tenant).
+    pub refused_wrong_tenant: AtomicU64,
+    /// Refusals (40100) because the principal holds no role that allows
+    /// sending: the resource owner's fix (assign the role).
+    pub refused_missing_role: AtomicU64,
 }
 
 pub(crate) struct EhState {
@@ -272,9 +301,21 @@ pub(crate) struct EhState {
     namespaces: RwLock<HashMap<String, Namespace>>,
     events: Mutex<Vec<StoredEvent>>,
     pub(crate) stats: EventHubsStats,
+    /// 0: [`UnauthorizedForm::ReasonPhraseFor40100`], 1:
+    /// [`UnauthorizedForm::ReasonPhrase`], 2: [`UnauthorizedForm::XmlBody`].
+    unauthorized_form: std::sync::atomic::AtomicU8,
 }
 
 impl EhState {
+    /// How the HTTPS namespace answers a 401 with a sub-code.
+    pub(crate) fn unauthorized_form(&self) -> UnauthorizedForm {
+        match self.unauthorized_form.load(Ordering::Relaxed) {
+            0 => UnauthorizedForm::ReasonPhraseFor40100,
+            1 => UnauthorizedForm::ReasonPhrase,
+            _ => UnauthorizedForm::XmlBody,
+        }
+    }
+
     /// Verifies a token for sending to `namespace`/`hub`.
     pub(crate) fn authorize_send(
         &self,
@@ -306,6 +347,9 @@ impl EhState {
             .verify(token, AUDIENCES, 0)
             .map_err(Denial::Token)?;
         if !claims.tid.eq_ignore_ascii_case(&tenant) {
+            self.stats
+                .refused_wrong_tenant
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Denial::WrongTenant {
                 token_tenant: claims.tid,
             });
@@ -331,6 +375,9 @@ impl EhState {
             .get(&claims.oid)
             .is_some_and(|roles| roles.iter().any(|r| r.may_send()));
         if !allowed {
+            self.stats
+                .refused_missing_role
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Denial::MissingRole {
                 object_id: claims.oid.clone(),
                 app_id: claims.appid.clone(),
@@ -502,6 +549,7 @@ impl EventHubsSandbox {
             namespaces: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             stats: EventHubsStats::default(),
+            unauthorized_form: std::sync::atomic::AtomicU8::new(0),
         });
         let amqp = amqp::AmqpListener::start(state.clone()).await?;
         let websocket = websocket::WebSocketListener::start(state.clone()).await?;
@@ -673,6 +721,18 @@ impl EventHubsSandbox {
         self.state
             .settle_delay_micros
             .store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Sets how the HTTPS namespace answers a 401 that has a sub-code
+    /// (default [`UnauthorizedForm::ReasonPhraseFor40100`]: 40100 as the
+    /// seed shows the service answering). AMQP refusals are unaffected.
+    pub fn set_unauthorized_form(&self, form: UnauthorizedForm) {
+        let v = match form {
+            UnauthorizedForm::ReasonPhraseFor40100 => 0,
+            UnauthorizedForm::ReasonPhrase => 1,
+            UnauthorizedForm::XmlBody => 2,
+        };
+        self.state.unauthorized_form.store(v, Ordering::Relaxed);
     }
 
     /// Counters.

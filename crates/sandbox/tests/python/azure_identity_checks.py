@@ -59,7 +59,18 @@ def certificate():
     ok(f"CertificateCredential token from tenant {c['tid']} for {c['aud']}")
 
 
+def v2_token():
+    ran("azure-identity", "ClientSecretCredential, v2.0 token for the v2 API")
+    credential = ClientSecretCredential(
+        env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID"), env("AZURE_CLIENT_SECRET"),
+        **settings())
+    c = claims(credential.get_token(env("API_V2_SCOPE")).token)
+    expect(c.get("ver") == "2.0" and c.get("aud") == env("API_V2_CLIENT_ID"), f"claims {c}")
+    ok(f"v2.0 token: aud {c['aud']}, azp {c.get('azp')}")
+
+
 main({
+    "v2-token": v2_token,
     "client-secret": client_secret,
     "client-secret-domain": client_secret_domain,
     "certificate": certificate,

@@ -86,7 +86,20 @@ def wrong_secret():
     ok(f"refused: {result['error']} {result['error_codes']}")
 
 
+def v2_token():
+    ran("msal", "v2.0 token for the v2 API")
+    t = token(env("AZURE_TENANT_ID"), env("AZURE_CLIENT_SECRET"), env("API_V2_SCOPE"))
+    c = claims(t)
+    expect(c.get("ver") == "2.0", f"ver {c.get('ver')}")
+    expect(c.get("aud") == env("API_V2_CLIENT_ID"), f"aud {c.get('aud')}")
+    expect(c.get("iss") == f"https://login.microsoftonline.com/{env('AZURE_TENANT_ID')}/v2.0",
+           f"iss {c.get('iss')}")
+    expect(c.get("azp") == env("AZURE_CLIENT_ID") and c.get("azpacr") == "1", f"claims {c}")
+    ok(f"v2.0 token: aud {c['aud']}, azp {c['azp']}")
+
+
 main({
+    "v2-token": v2_token,
     "token-guid": token_guid,
     "token-domain": token_domain,
     "certificate": certificate,

@@ -102,7 +102,51 @@ def api_two_tokens():
     ok(f"API token only: HTTP {status}, {json.loads(body)}")
 
 
+def token_basic():
+    ran("client_secret_basic (id and secret in an HTTP Basic header)")
+    t = token(env("AZURE_TENANT_ID"), EVENTHUBS_SCOPE, basic=True)
+    c = claims(t)
+    expect(c.get("appid") == env("AZURE_CLIENT_ID"), f"appid {c.get('appid')}")
+    expect(c.get("tid") == env("AZURE_TENANT_ID"), f"tid {c.get('tid')}")
+    ok(f"Basic-authenticated token for {c['aud']}, appidacr {c.get('appidacr')}")
+
+
+def discovery_v1():
+    ran("v1 and v2 OpenID discovery, JWKS with certificates")
+    tid = env("AZURE_TENANT_ID")
+    for tenant in (tid, env("SBX_TENANT_DOMAIN")):
+        status, _, _, body = call("GET", f"{authority_host()}{tenant}/.well-known/openid-configuration")
+        expect(status == 200, f"v1 discovery for {tenant}: {status}")
+        doc = json.loads(body)
+        expect(doc["issuer"] == f"https://sts.windows.net/{tid}/", f"v1 issuer {doc['issuer']}")
+        expect("client_secret_basic" in doc["token_endpoint_auth_methods_supported"],
+               "client_secret_basic not advertised")
+    status, _, _, body = call("GET", f"{authority_host()}{tid}/v2.0/.well-known/openid-configuration")
+    doc = json.loads(body)
+    expect(doc["issuer"] == f"https://login.microsoftonline.com/{tid}/v2.0",
+           f"v2 issuer {doc['issuer']}")
+    status, _, _, body = call("GET", doc["jwks_uri"])
+    keys = json.loads(body)["keys"]
+    for k in keys:
+        expect(k.get("x5c") and k.get("x5t") and k["kid"] == k["x5t"], f"key without certificate: {k}")
+    ok(f"v1 issuer https://sts.windows.net/{tid}/, v2 issuer {doc['issuer']}, "
+       f"{len(keys)} key(s) with x5c/x5t")
+
+
+def api_v2_token():
+    ran("v2.0 token for the v2 API")
+    t = token(env("AZURE_TENANT_ID"), env("API_V2_SCOPE"))
+    c = claims(t)
+    expect(c.get("ver") == "2.0", f"ver {c.get('ver')}")
+    expect(c.get("aud") == env("API_V2_CLIENT_ID"), f"aud {c.get('aud')}")
+    expect(c.get("azp") == env("AZURE_CLIENT_ID") and "appid" not in c, f"claims {c}")
+    ok(f"v2.0 token: aud {c['aud']}, iss {c['iss']}, azp {c['azp']}")
+
+
 main({
+    "token-basic": token_basic,
+    "discovery-v1": discovery_v1,
+    "api-v2-token": api_v2_token,
     "eventhubs-send": eventhubs_send,
     "eventhubs-home-tenant": eventhubs_home_tenant,
     "api-two-tokens": api_two_tokens,
