@@ -252,9 +252,9 @@ where
     let conn = Arc::new(ConnState::default());
     // `handle-max` stated, not left to its default (which fe2o3 would send as
     // null and pyamqp reads as None, failing its first link with "'>=' not
-    // supported between instances of 'int' and 'NoneType'"). 262143 is what
-    // Microsoft.Azure.Amqp, the service's AMQP stack, offers by default
-    // (`AmqpConstants.DefaultMaxLinkHandles - 1`).
+    // supported between instances of 'int' and 'NoneType'"). 262143 is the
+    // session default of Microsoft.Azure.Amqp, Microsoft's own AMQP library
+    // (`AmqpConstants.DefaultMaxLinkHandles - 1` in its public source).
     let session_acceptor = SessionAcceptor::builder()
         .handle_max(SESSION_HANDLE_MAX)
         .build();

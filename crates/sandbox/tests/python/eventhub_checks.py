@@ -51,6 +51,11 @@ def producer(transport, tenant=None, **extra):
     leaves azure-eventhub's default."""
     variable = ("EVENTHUBS_AMQP_ENDPOINT" if transport == TransportType.Amqp
                 else "EVENTHUBS_WEBSOCKET_ENDPOINT")
+    # One retry: a local sandbox needs no more, and a send that hangs fails
+    # within the harness's time limit with the client's own error.
+    extra.setdefault("retry_total", 1)
+    if os.environ.get("SBX_PYAMQP_DEBUG"):
+        extra["logging_enable"] = True  # pyamqp's frame trace
     kwargs = dict(
         fully_qualified_namespace=env("EVENTHUBS_NAMESPACE"),
         eventhub_name=env("EVENTHUBS_HUB"),
