@@ -14,7 +14,8 @@
 //!   their certificates) over HTTPS; RS256 access tokens in the version the
 //!   resource asks for (v1.0 or v2.0), with the claims Microsoft documents;
 //!   Entra-shaped `AADSTS…` errors;
-//! - **Event Hubs** ([`eventhubs`]): AMQP 1.0 with CBS and the HTTPS REST
+//! - **Event Hubs** ([`eventhubs`]): AMQP 1.0 (over TLS, plain, and over
+//!   WebSockets) with CBS and `$management`, and the HTTPS REST
 //!   API, enforcing the resource owner's tenant and Azure RBAC;
 //! - **the aggregator API** ([`api`]): the two-token scheme, with both tokens
 //!   fully verified;
@@ -184,3 +185,9 @@ impl Sandbox {
         &self.inner.api
     }
 }
+
+// The README's Rust example is compiled as a doctest, so it cannot drift
+// from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
