@@ -31,13 +31,6 @@ fn reading(seq: usize) -> Reading {
 
 const BOTH: [Transport; 2] = [Transport::Amqp, Transport::Https];
 
-fn eventhubs_error(err: &Error) -> &EventHubsError {
-    match err {
-        Error::EventHubs(e) => e,
-        other => panic!("expected an Event Hubs error, got: {other}"),
-    }
-}
-
 #[tokio::test]
 async fn resource_tenant_token_is_accepted_and_stored_on_both_transports() {
     let w = world().await;
@@ -89,7 +82,7 @@ async fn home_tenant_token_is_rejected_with_40100_and_explained() {
             .await
             .unwrap();
         let err = s.send(&reading(1)).await.unwrap_err();
-        match eventhubs_error(&err) {
+        match err.as_eventhubs().expect("an Event Hubs error") {
             EventHubsError::Unauthorized {
                 token_tenant,
                 app_id,
@@ -125,7 +118,7 @@ async fn a_principal_without_the_data_sender_role_is_rejected() {
             .await
             .unwrap();
         let err = s.send(&reading(1)).await.unwrap_err();
-        match eventhubs_error(&err) {
+        match err.as_eventhubs().expect("an Event Hubs error") {
             EventHubsError::Unauthorized { token_tenant, .. } => {
                 assert_eq!(token_tenant, &w.owner.id, "{transport:?}")
             }
@@ -237,7 +230,7 @@ async fn an_oversized_event_is_refused_before_anything_is_sent() {
             .send_raw(events, SendOptions::default())
             .await
             .unwrap_err();
-        match eventhubs_error(&err) {
+        match err.as_eventhubs().expect("an Event Hubs error") {
             EventHubsError::TooLarge { index, limit, size } => {
                 assert_eq!(*index, 1, "{transport:?}");
                 assert_eq!(*limit, 1024 * 1024);
@@ -267,7 +260,10 @@ async fn a_hub_that_does_not_exist_is_a_not_found_error() {
             .unwrap();
         let err = s.send(&reading(1)).await.unwrap_err();
         assert!(
-            matches!(eventhubs_error(&err), EventHubsError::NotFound { .. }),
+            matches!(
+                err.as_eventhubs().expect("an Event Hubs error"),
+                EventHubsError::NotFound { .. }
+            ),
             "{transport:?}: {err}"
         );
     }
@@ -516,7 +512,7 @@ async fn the_service_limit_below_the_senders_is_a_payload_too_large_error() {
         .unwrap_err();
     assert!(
         matches!(
-            eventhubs_error(&err),
+            err.as_eventhubs().expect("an Event Hubs error"),
             EventHubsError::PayloadTooLarge { .. }
         ),
         "{err}"

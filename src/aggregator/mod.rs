@@ -40,10 +40,9 @@
 //! Not here: the API side. The sandbox's API (`sandbox::api`, feature
 //! `sandbox`) shows how an API must verify both tokens.
 
-mod error;
 mod target;
 
-pub use error::{AggregatorError, TokenPurpose};
+pub use crate::error::{AggregatorError, TokenPurpose};
 pub use target::NamedClient;
 
 use crate::credential::CrossTenantCredential;
@@ -506,6 +505,7 @@ impl ClientHandle {
                         url: url_text.clone(),
                         reason: scrub(&chain(&e)),
                         transient,
+                        cause: Some(crate::error::Cause::new(e)),
                     })
                 })?;
             let status = u16::from(response.status());

@@ -37,11 +37,10 @@
 
 #[cfg(feature = "amqp")]
 mod amqp;
-mod error;
 #[cfg(feature = "https")]
 mod https;
 
-pub use error::EventHubsError;
+pub use crate::error::EventHubsError;
 
 use crate::credential::CrossTenantCredential;
 use crate::error::{Error, InvalidInput};
@@ -263,6 +262,7 @@ impl Target {
             status,
             detail: detail.into(),
             transient,
+            cause: None,
         }
     }
 }
