@@ -66,7 +66,10 @@ async fn run_live(
 ) -> Result<usize, Box<dyn std::error::Error>> {
     let path = std::env::var("AGGREGATOR_PATH").unwrap_or_else(|_| "data".into());
     let credential = CrossTenantCredential::from_env()?;
-    let api = AggregatorClient::builder(url, scope, credential).build()?;
+    let http = credential.http_settings().clone();
+    let api = AggregatorClient::builder(url, scope, credential)
+        .http_settings(http)
+        .build()?;
     let handle = api.on_behalf_of(client)?;
     println!("GET {} on behalf of {client}", handle.url(&path)?);
     match handle.get::<Value>(&path).await {
@@ -132,8 +135,11 @@ async fn run_sandbox() -> Result<usize, Box<dyn std::error::Error>> {
         .authority_host(sandbox.authority_host().as_str())
         .root_certificates_pem(sandbox.ca_pem())
         .build()?;
-    // The client trusts the sandbox CA through the credential's settings.
-    let client = AggregatorClient::builder(api.url(), "api://secure-api", credential).build()?;
+    // The client trusts the sandbox CA: it is handed the credential's settings.
+    let http = credential.http_settings().clone();
+    let client = AggregatorClient::builder(api.url(), "api://secure-api", credential)
+        .http_settings(http)
+        .build()?;
 
     println!("\n== Read on behalf of clientXYZ (API token + secondary token)");
     let read = client

@@ -223,6 +223,7 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
         ));
         let sender =
             EventHubSender::<Reading>::builder(&namespace, "telemetry", credential.clone())
+                .http_settings(credential.http_settings().clone())
                 .transport(transport)
                 .endpoint(&endpoint)
                 .open()
@@ -251,6 +252,7 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
             "telemetry",
             credential_for(&partner.id)?,
         )
+        .http_settings(credential.http_settings().clone())
         .transport(transport)
         .endpoint(&endpoint)
         .open()
@@ -274,8 +276,9 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     api.grant_api(&app.app_id, &[Access::Read, Access::Write])?;
     api.grant_client(&app.app_id, "clientXYZ", &[Access::Read])?;
     println!("  api://secure-api grants the app API.Read + API.Write; clientXYZ grants it clientXYZ.Read only");
-    let aggregator =
-        AggregatorClient::builder(api.url(), "api://secure-api", credential.clone()).build()?;
+    let aggregator = AggregatorClient::builder(api.url(), "api://secure-api", credential.clone())
+        .http_settings(credential.http_settings().clone())
+        .build()?;
     let read = aggregator
         .on_behalf_of("clientXYZ")?
         .get::<serde_json::Value>("data")

@@ -51,7 +51,9 @@ impl ApiWorld {
     }
 
     fn client_for(&self, credential: Arc<CrossTenantCredential>) -> AggregatorClient {
+        let http = credential.http_settings().clone();
         AggregatorClient::builder(self.w.sandbox.api().url(), API_URI, credential)
+            .http_settings(http)
             .build()
             .unwrap()
     }
@@ -634,6 +636,7 @@ async fn the_secondary_token_header_is_configurable() {
     let api = aw.w.sandbox.api();
     api.set_secondary_token_header("X-Client-Token");
     let custom = AggregatorClient::builder(api.url(), API_URI, aw.w.credential())
+        .http_settings(aw.w.credential().http_settings().clone())
         .secondary_token_header("X-Client-Token")
         .build()
         .unwrap();

@@ -52,7 +52,10 @@ async fn the_credential_works_through_azure_core_token_credential() {
         .await
         .unwrap_err();
     let ours = Error::from_azure(&err).expect("crosstenant error inside");
-    assert_eq!(entra(ours).code(), Some(1002012));
+    assert_eq!(
+        ours.as_entra().expect("an Entra error").code(),
+        Some(1002012)
+    );
 }
 
 #[tokio::test]

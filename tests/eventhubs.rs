@@ -253,6 +253,7 @@ async fn a_hub_that_does_not_exist_is_a_not_found_error() {
             _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
         };
         let s = EventHubSender::<Reading>::builder(&ns, "no-such-hub", w.credential())
+            .http_settings(w.credential().http_settings().clone())
             .transport(transport)
             .endpoint(endpoint)
             .open()
@@ -465,17 +466,15 @@ async fn an_expired_token_over_https_gets_one_refresh_and_one_retry() {
     });
     let mut http = crosstenant::HttpSettings::default();
     http.add_root_certificates_pem(w.sandbox.ca_pem()).unwrap();
-    let s = EventHubSender::<Reading>::builder_with_token_credential(
-        &ns,
-        "telemetry",
-        credential.clone(),
-    )
-    .transport(Transport::Https)
-    .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
-    .http_settings(http)
-    .open()
-    .await
-    .unwrap();
+    // Any azure_core credential goes to the same builder as ours.
+    let any: std::sync::Arc<dyn azure_core::credentials::TokenCredential> = credential.clone();
+    let s = EventHubSender::<Reading>::builder(&ns, "telemetry", any)
+        .transport(Transport::Https)
+        .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
+        .http_settings(http)
+        .open()
+        .await
+        .unwrap();
     s.send(&reading(1)).await.unwrap();
     assert_eq!(
         credential.calls.load(std::sync::atomic::Ordering::SeqCst),
@@ -497,6 +496,7 @@ async fn the_service_limit_below_the_senders_is_a_payload_too_large_error() {
     let ns = eventhubs_namespace(&w);
     // The sender believes in 2 MB (a Premium limit); the namespace allows 1 MB.
     let s = EventHubSender::<serde_json::Value>::builder(&ns, "telemetry", w.credential())
+        .http_settings(w.credential().http_settings().clone())
         .transport(Transport::Https)
         .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
         .max_message_size(2 * 1024 * 1024)

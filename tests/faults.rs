@@ -96,6 +96,7 @@ async fn small_batch_sender(w: &World, ns: &str, transport: Transport) -> EventH
         _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
     };
     EventHubSender::builder(ns, HUB, fast_credential(w))
+        .http_settings(fast_http(w))
         .transport(transport)
         .endpoint(endpoint)
         .max_message_size(SMALL_LIMIT)

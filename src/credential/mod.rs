@@ -31,6 +31,7 @@
 mod cache;
 pub mod certificate;
 pub mod entra;
+mod source;
 
 use crate::error::{chain, Error, InvalidInput};
 use crate::http::HttpSettings;
@@ -42,6 +43,7 @@ use azure_identity::{
     ClientSecretCredential, ClientSecretCredentialOptions,
 };
 pub use certificate::{AssertionAlgorithm, CertificateError, ClientCertificate};
+pub use source::TokenSource;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -360,7 +362,7 @@ impl CrossTenantCredentialBuilder {
         }
         let cloud = self.cloud.unwrap_or(Ok(Cloud::Public))?;
         // Fail now, not at the first request, if the HTTPS client cannot be built.
-        self.http.client_options()?;
+        self.http.client_options(None)?;
         Ok(Arc::new(CrossTenantCredential {
             inner: Arc::new(Inner {
                 tenant,
@@ -554,7 +556,7 @@ impl Inner {
         );
         let operation = format!("resolving tenant {domain} at {url}");
         let parsed = Url::parse(&url).map_err(|e| Error::transport(&operation, e, false))?;
-        let pipeline = self.http.pipeline()?;
+        let pipeline = self.http.pipeline(None, Vec::new())?;
         let mut request = Request::new(parsed, Method::Get);
         let response = crate::http::send_unchecked(&pipeline, &mut request)
             .await
@@ -591,7 +593,7 @@ impl Inner {
     /// Options for the azure_identity credentials, built once: every token
     /// request shares one HTTPS connection pool.
     fn client_options(&self) -> Result<azure_core::http::ClientOptions, Error> {
-        let mut client_options = self.http.client_options()?;
+        let mut client_options = self.http.client_options(None)?;
         let mut custom = azure_core::cloud::CustomConfiguration::default();
         custom.authority_host = self.authority.as_str().trim_end_matches('/').to_string();
         client_options.cloud = Some(Arc::new(custom.into()));
