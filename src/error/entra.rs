@@ -292,7 +292,6 @@ pub struct UnexpectedAnswer {
 
 impl UnexpectedAnswer {
     /// Classifies an answer that did not parse as Entra's JSON.
-    #[allow(dead_code)]
     pub(crate) fn classify(
         operation: String,
         status: u16,
