@@ -4,25 +4,25 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! Starts both tenants in-process (no network needed), then shows each
-//! outcome with a mark: the token from the resource owner's tenant, sends to
+//! Starts the sandbox's demo world in-process (two tenants, no network
+//! needed), then walks through it and shows each outcome with a mark: the token from the resource owner's tenant, sends to
 //! their Event Hub over AMQP (TLS) and HTTPS, the partner's home-tenant token
 //! refused with `401 SubCode=40100`, and an aggregator call on behalf of a
 //! client with two tokens. Exits non-zero if any expected outcome did not
 //! happen.
 
+#[path = "../tests/common/demo.rs"]
+mod demo;
+
 use crosstenant::aggregator::AggregatorClient;
 use crosstenant::credential::entra::Party;
 use crosstenant::eventhubs::{EventHubSender, EventHubsError, SendOptions, Transport};
-use crosstenant::{CrossTenantCredential, Error, TokenClaims};
-use crosstenant_sandbox::api::Access;
-use crosstenant_sandbox::eventhubs::Role;
+use crosstenant::{Error, TokenClaims};
+use crosstenant_sandbox::demo::{DemoWorld, API_URI, CLIENT, EVENTHUBS_SCOPE, HUB};
 use crosstenant_sandbox::tls::SandboxCa;
-use crosstenant_sandbox::Sandbox;
+use demo::DemoCredential;
 use serde::Serialize;
 use std::process::ExitCode;
-
-const EVENTHUBS_SCOPE: &str = "https://eventhubs.azure.net/.default";
 
 struct Report {
     failures: usize,
@@ -99,11 +99,12 @@ async fn report(ca: SandboxCa) -> ExitCode {
 async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     let mut report = Report { failures: 0 };
     report.step("Starting the sandbox: two tenants, offline, real HTTPS and JWTs");
-    let sandbox = Sandbox::start_with_ca(ca).await?;
-    let d = sandbox.directory();
-    let partner = d.add_tenant("Fabrikam (partner)", &["fabrikam.onmicrosoft.com"]);
-    let owner = d.add_tenant("Contoso (resource owner)", &["contoso.onmicrosoft.com"]);
-    println!("  identity provider: {}", sandbox.authority_host());
+    // The demo world: Fabrikam (the partner) and Contoso (the resource
+    // owner), set up as the steps below tell.
+    let world = DemoWorld::start_with_ca(ca).await?;
+    let (partner, owner, app) = (&world.partner, &world.owner, &world.app);
+    let d = world.sandbox.directory();
+    println!("  identity provider: {}", world.sandbox.authority_host());
     println!(
         "  partner tenant:    {} (fabrikam.onmicrosoft.com)",
         partner.id
@@ -114,25 +115,15 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     );
 
     report.step("The partner registers a multi-tenant app and hands over its client id");
-    let app = d.register_app(&partner.id, "fabrikam-telemetry", true)?;
-    let secret = d.add_secret(&app.app_id, 3600)?;
     println!(
         "  client id: {} (the secret stays with the partner)",
         app.app_id
     );
 
-    let credential_for = |tenant: &str| {
-        CrossTenantCredential::builder()
-            .resource_tenant(tenant)
-            .client_id(&app.app_id)
-            .client_secret(&secret)
-            .authority_host(sandbox.authority_host().as_str())
-            .root_certificates_pem(sandbox.ca_pem())
-            .build()
-    };
-
-    report.step("Before the resource owner acts: no service principal in their tenant");
-    let early = credential_for("contoso.onmicrosoft.com")?;
+    report.step("Before a resource owner acts: no service principal in their tenant");
+    // Northwind has not onboarded the app yet (Contoso has, below).
+    d.add_tenant("Northwind (not onboarded)", &["northwind.onmicrosoft.com"]);
+    let early = world.credential_at("northwind.onmicrosoft.com")?;
     match early.token(EVENTHUBS_SCOPE).await {
         Err(Error::Entra(e)) => {
             report.check(
@@ -146,14 +137,16 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     }
 
     report.step("The resource owner creates a service principal for that client id");
-    let sp = d.create_service_principal(&owner.id, &app.app_id)?;
+    let sp = d
+        .service_principal(&owner.id, &app.app_id)
+        .ok_or("the demo world has no service principal in Contoso")?;
     println!(
         "  service principal {} in tenant {}",
         sp.object_id, owner.id
     );
 
     report.step("The partner app asks the RESOURCE OWNER's authority for a token");
-    let credential = credential_for("contoso.onmicrosoft.com")?;
+    let credential = world.credential()?;
     let token = credential.token(EVENTHUBS_SCOPE).await?;
     let claims = TokenClaims::decode(token.token.secret())?;
     println!(
@@ -172,7 +165,8 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
         "appid is the partner's app",
     );
     let verified =
-        sandbox
+        world
+            .sandbox
             .issuer()
             .verify(token.token.secret(), &["https://eventhubs.azure.net"], 0);
     report.check(
@@ -181,7 +175,10 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     );
 
     report.step("A token from the partner's HOME tenant is not one the resource owner accepts");
-    let home = credential_for(&partner.id)?.token(EVENTHUBS_SCOPE).await?;
+    let home = world
+        .credential_at(&partner.id)?
+        .token(EVENTHUBS_SCOPE)
+        .await?;
     let home_claims = TokenClaims::decode(home.token.secret())?;
     report.check(
         home_claims.tenant_id() == Some(partner.id.as_str()),
@@ -195,14 +192,9 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     report.step(
         "The resource owner grants the app \"Azure Event Hubs Data Sender\" on their namespace",
     );
-    let eh = sandbox.eventhubs();
-    let namespace = eh.create_namespace(&owner.id, "contoso-telemetry");
-    eh.create_hub(&namespace, "telemetry", 4);
-    eh.assign_role(&namespace, &sp.object_id, Role::DataSender);
-    println!(
-        "  namespace {namespace} (tenant {}), hub telemetry",
-        owner.id
-    );
+    let eh = world.sandbox.eventhubs();
+    let namespace = &world.namespace;
+    println!("  namespace {namespace} (tenant {}), hub {HUB}", owner.id);
 
     let readings = [
         Reading {
@@ -221,18 +213,17 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
         report.step(&format!(
             "The partner sends to the resource owner's Event Hub over {transport:?}"
         ));
-        let sender =
-            EventHubSender::<Reading>::builder(&namespace, "telemetry", credential.clone())
-                .http_settings(credential.http_settings().clone())
-                .transport(transport)
-                .endpoint(&endpoint)
-                .open()
-                .await?;
-        let before = eh.events(&namespace, "telemetry").len();
+        let sender = EventHubSender::<Reading>::builder(namespace, HUB, credential.clone())
+            .http_settings(credential.http_settings().clone())
+            .transport(transport)
+            .endpoint(&endpoint)
+            .open()
+            .await?;
+        let before = eh.events(namespace, HUB).len();
         let sent = sender
             .send_batch(&readings, SendOptions::partition_key("device-7"))
             .await;
-        let stored = eh.events(&namespace, "telemetry").len() - before;
+        let stored = eh.events(namespace, HUB).len() - before;
         if let Err(e) = &sent {
             println!("         {e}");
         }
@@ -247,16 +238,13 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
             ),
         );
 
-        let home_sender = EventHubSender::<Reading>::builder(
-            &namespace,
-            "telemetry",
-            credential_for(&partner.id)?,
-        )
-        .http_settings(credential.http_settings().clone())
-        .transport(transport)
-        .endpoint(&endpoint)
-        .open()
-        .await?;
+        let home_sender =
+            EventHubSender::<Reading>::builder(namespace, HUB, world.credential_at(&partner.id)?)
+                .http_settings(credential.http_settings().clone())
+                .transport(transport)
+                .endpoint(&endpoint)
+                .open()
+                .await?;
         match home_sender.send(&readings[0]).await {
             Err(Error::EventHubs(e)) if matches!(*e, EventHubsError::Unauthorized { .. }) => {
                 report.check(
@@ -269,18 +257,18 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
         }
     }
 
-    report.step("An aggregator calls the resource owner's API on behalf of clientXYZ");
-    let api = sandbox.api();
-    api.register_api(&owner.id, "api://secure-api")?;
-    api.register_client("clientXYZ")?;
-    api.grant_api(&app.app_id, &[Access::Read, Access::Write])?;
-    api.grant_client(&app.app_id, "clientXYZ", &[Access::Read])?;
-    println!("  api://secure-api grants the app API.Read + API.Write; clientXYZ grants it clientXYZ.Read only");
-    let aggregator = AggregatorClient::builder(api.url(), "api://secure-api", credential.clone())
+    report.step(&format!(
+        "An aggregator calls the resource owner's API on behalf of {CLIENT}"
+    ));
+    let api = world.sandbox.api();
+    println!(
+        "  {API_URI} grants the app API.Read + API.Write; {CLIENT} grants it {CLIENT}.Read only"
+    );
+    let aggregator = AggregatorClient::builder(api.url(), API_URI, credential.clone())
         .http_settings(credential.http_settings().clone())
         .build()?;
     let read = aggregator
-        .on_behalf_of("clientXYZ")?
+        .on_behalf_of(CLIENT)?
         .get::<serde_json::Value>("data")
         .await;
     report.check(
@@ -294,7 +282,7 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
         _ => None,
     };
     let bare = aggregator
-        .as_client("clientXYZ")?
+        .as_client(CLIENT)?
         .get::<serde_json::Value>("data")
         .await;
     report.check(
@@ -305,12 +293,12 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
         println!("         ForbidReason: {reason}");
     }
     let write = aggregator
-        .on_behalf_of("clientXYZ")?
+        .on_behalf_of(CLIENT)?
         .put::<_, serde_json::Value>("data", &serde_json::json!({"items": ["x"]}))
         .await;
     report.check(
         forbid(&write).is_some(),
-        "a write with clientXYZ's read-only grant: 403",
+        &format!("a write with {CLIENT}'s read-only grant: 403"),
     );
     if let Some(reason) = forbid(&write) {
         println!("         ForbidReason: {reason}");
