@@ -73,7 +73,9 @@ async fn our_sender(world: &DemoWorld, transport: Transport) -> EventHubSender {
         Transport::Https => eh.https_endpoint(),
         _ => eh.amqp_endpoint(),
     };
-    EventHubSender::builder(&world.namespace, HUB, world.credential().unwrap())
+    let credential = world.credential().unwrap();
+    EventHubSender::builder(&world.namespace, HUB, credential.clone())
+        .http_settings(credential.http_settings().clone())
         .transport(transport)
         .endpoint(endpoint.as_str().trim_end_matches('/'))
         .open()

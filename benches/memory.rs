@@ -137,6 +137,7 @@ async fn our_sender(
         _ => eh.amqp_endpoint(),
     };
     EventHubSender::builder(&world.namespace, HUB, cred.clone())
+        .http_settings(cred.http_settings().clone())
         .transport(transport)
         .endpoint(endpoint.as_str().trim_end_matches('/'))
         .open()

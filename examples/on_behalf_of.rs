@@ -44,7 +44,11 @@ async fn live(url: &str) -> Result<bool, Box<dyn std::error::Error>> {
     let scope = std::env::var("AGGREGATOR_API_SCOPE")?;
     let client = std::env::var("AGGREGATOR_CLIENT")?;
     let path = std::env::var("AGGREGATOR_PATH").unwrap_or_else(|_| "data".into());
-    let api = AggregatorClient::builder(url, &scope, CrossTenantCredential::from_env()?).build()?;
+    let credential = CrossTenantCredential::from_env()?;
+    let http = credential.http_settings().clone();
+    let api = AggregatorClient::builder(url, &scope, credential)
+        .http_settings(http)
+        .build()?;
     let answer = api.on_behalf_of(&client)?.get::<Value>(&path).await;
     show(&format!("GET {path} on behalf of {client}"), &answer);
     Ok(answer.is_ok())
@@ -52,7 +56,11 @@ async fn live(url: &str) -> Result<bool, Box<dyn std::error::Error>> {
 
 async fn demo_world() -> Result<bool, Box<dyn std::error::Error>> {
     let world = DemoWorld::start().await?;
-    let api = AggregatorClient::builder(world.sandbox.api().url(), API_URI, world.credential()?)
+    // The client is handed the credential's HTTP settings: the sandbox CA.
+    let credential = world.credential()?;
+    let http = credential.http_settings().clone();
+    let api = AggregatorClient::builder(world.sandbox.api().url(), API_URI, credential)
+        .http_settings(http)
         .build()?;
 
     // Authorization: the API token; X-Secondary-Token: the client's token.

@@ -214,6 +214,7 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
             "The partner sends to the resource owner's Event Hub over {transport:?}"
         ));
         let sender = EventHubSender::<Reading>::builder(namespace, HUB, credential.clone())
+            .http_settings(credential.http_settings().clone())
             .transport(transport)
             .endpoint(&endpoint)
             .open()
@@ -239,6 +240,7 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
 
         let home_sender =
             EventHubSender::<Reading>::builder(namespace, HUB, world.credential_at(&partner.id)?)
+                .http_settings(credential.http_settings().clone())
                 .transport(transport)
                 .endpoint(&endpoint)
                 .open()
@@ -262,7 +264,9 @@ async fn run(ca: SandboxCa) -> Result<usize, Box<dyn std::error::Error>> {
     println!(
         "  {API_URI} grants the app API.Read + API.Write; {CLIENT} grants it {CLIENT}.Read only"
     );
-    let aggregator = AggregatorClient::builder(api.url(), API_URI, credential.clone()).build()?;
+    let aggregator = AggregatorClient::builder(api.url(), API_URI, credential.clone())
+        .http_settings(credential.http_settings().clone())
+        .build()?;
     let read = aggregator
         .on_behalf_of(CLIENT)?
         .get::<serde_json::Value>("data")

@@ -47,8 +47,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::env::var("EVENTHUBS_HTTPS_ENDPOINT").ok(),
         ),
     };
-    // HTTPS trusts the credential's roots (the sandbox CA on the sandbox).
+    // HTTPS trusts the roots it is handed: the credential's (the sandbox CA
+    // on the sandbox).
+    let http = credential.http_settings().clone();
     let mut builder = EventHubSender::<Reading>::builder(&namespace, &hub, credential)
+        .http_settings(http)
         .transport(Transport::Https);
     if let Some(e) = endpoint {
         builder = builder.endpoint(e);

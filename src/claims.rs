@@ -19,35 +19,7 @@ use serde_json::{Map, Value};
 /// kilobytes; even with large group overage claims they stay far below this.
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 
-/// Why a JWT could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClaimsError {
-    /// The token is larger than [`MAX_TOKEN_LEN`].
-    #[error("the token is {len} bytes, larger than the {max}-byte limit; it is not a JWT this crate will read")]
-    TooLarge {
-        /// Its length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The token does not have three dot-separated segments.
-    #[error(
-        "the token has {segments} segment(s), not the 3 of a signed JWT (header.payload.signature)"
-    )]
-    Segments {
-        /// How many segments it has.
-        segments: usize,
-    },
-    /// A segment is not base64url, or not a JSON object.
-    #[error("the JWT {segment} is not valid: {reason}")]
-    Segment {
-        /// `header` or `payload`.
-        segment: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
+pub use crate::error::ClaimsError;
 
 /// The claims of a JWT, decoded but **not verified**.
 ///

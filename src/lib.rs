@@ -78,7 +78,7 @@ pub mod tenant;
 
 pub use claims::TokenClaims;
 pub use credential::CrossTenantCredential;
-pub use error::{Error, InvalidInput, Result};
+pub use error::{Error, InvalidInput, Party, Remedy, Result};
 pub use http::HttpSettings;
 pub use tenant::{Cloud, ResourceTenant};
 

@@ -51,7 +51,9 @@ impl ApiWorld {
     }
 
     fn client_for(&self, credential: Arc<CrossTenantCredential>) -> AggregatorClient {
+        let http = credential.http_settings().clone();
         AggregatorClient::builder(self.w.sandbox.api().url(), API_URI, credential)
+            .http_settings(http)
             .build()
             .unwrap()
     }
@@ -102,13 +104,6 @@ impl ApiWorld {
     }
 }
 
-fn aggregator_error(err: &Error) -> &AggregatorError {
-    match err {
-        Error::Aggregator(e) => e,
-        other => panic!("expected an aggregator error, got: {other}"),
-    }
-}
-
 fn forbid_reason(body: &Value) -> &str {
     body["ForbidReason"].as_str().unwrap_or_default()
 }
@@ -151,7 +146,7 @@ async fn an_aggregator_without_the_secondary_token_gets_403_with_the_reason() {
         .get::<Value>("data")
         .await
         .unwrap_err();
-    let agg = aggregator_error(&err);
+    let agg = err.as_aggregator().expect("an aggregator error");
     assert_eq!(agg.status(), Some(403));
     let reason = agg.forbid_reason().unwrap();
     assert!(
@@ -203,7 +198,7 @@ async fn a_write_with_a_read_only_grant_gets_403_with_its_reason() {
         .put::<_, Value>("data", &json!({"items": ["overwritten"]}))
         .await
         .unwrap_err();
-    let agg_err = aggregator_error(&err);
+    let agg_err = err.as_aggregator().expect("an aggregator error");
     assert!(matches!(agg_err, AggregatorError::Forbidden { .. }));
     let reason = agg_err.forbid_reason().unwrap();
     assert!(
@@ -237,7 +232,12 @@ async fn a_caller_without_the_api_role_is_refused_even_with_the_clients_grant() 
         .get::<Value>("data")
         .await
         .unwrap_err();
-    let reason = aggregator_error(&err).forbid_reason().unwrap().to_string();
+    let reason = err
+        .as_aggregator()
+        .expect("an aggregator error")
+        .forbid_reason()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("API.Read"), "{reason}");
 }
 
@@ -558,7 +558,7 @@ async fn a_401_mid_run_gets_one_refresh_and_one_retry() {
     let err = xyz.get::<Value>("data").await.unwrap_err();
     assert!(
         matches!(
-            aggregator_error(&err),
+            err.as_aggregator().expect("an aggregator error"),
             AggregatorError::Unauthorized {
                 refreshed: true,
                 ..
@@ -621,7 +621,10 @@ async fn a_5xx_is_retried_with_bounded_backoff() {
     );
     let before = aw.api_requests();
     let err = xyz.get::<Value>("data").await.unwrap_err();
-    assert_eq!(aggregator_error(&err).status(), Some(503));
+    assert_eq!(
+        err.as_aggregator().expect("an aggregator error").status(),
+        Some(503)
+    );
     assert!(err.is_transient());
     assert_eq!(aw.api_requests() - before, 4);
     faults.clear();
@@ -633,6 +636,7 @@ async fn the_secondary_token_header_is_configurable() {
     let api = aw.w.sandbox.api();
     api.set_secondary_token_header("X-Client-Token");
     let custom = AggregatorClient::builder(api.url(), API_URI, aw.w.credential())
+        .http_settings(aw.w.credential().http_settings().clone())
         .secondary_token_header("X-Client-Token")
         .build()
         .unwrap();
@@ -651,7 +655,12 @@ async fn the_secondary_token_header_is_configurable() {
         .get::<Value>("data")
         .await
         .unwrap_err();
-    let reason = aggregator_error(&err).forbid_reason().unwrap().to_string();
+    let reason = err
+        .as_aggregator()
+        .expect("an aggregator error")
+        .forbid_reason()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("X-Client-Token"), "{reason}");
 }
 
@@ -691,7 +700,10 @@ async fn errors_never_contain_a_token() {
         .await
         .unwrap_err();
     assert!(
-        matches!(aggregator_error(&unknown), AggregatorError::Token { .. }),
+        matches!(
+            unknown.as_aggregator().expect("an aggregator error"),
+            AggregatorError::Token { .. }
+        ),
         "{unknown}"
     );
     assert!(

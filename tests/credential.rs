@@ -13,13 +13,6 @@ use crosstenant_sandbox::faults::{Fault, Service};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn entra(err: &Error) -> &crosstenant::credential::entra::EntraError {
-    match err {
-        Error::Entra(e) => e,
-        other => panic!("expected an Entra error, got: {other}"),
-    }
-}
-
 #[tokio::test]
 async fn token_from_the_resource_tenant_carries_its_tid_and_the_partner_appid() {
     let w = world().await;
@@ -59,7 +52,10 @@ async fn the_credential_works_through_azure_core_token_credential() {
         .await
         .unwrap_err();
     let ours = Error::from_azure(&err).expect("crosstenant error inside");
-    assert_eq!(entra(ours).code(), Some(1002012));
+    assert_eq!(
+        ours.as_entra().expect("an Entra error").code(),
+        Some(1002012)
+    );
 }
 
 #[tokio::test]
@@ -92,7 +88,7 @@ async fn an_unknown_tenant_is_explained_as_90002() {
     ] {
         let cred = w.builder(tenant).client_secret(&w.secret).build().unwrap();
         let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
-        let e = entra(&err);
+        let e = err.as_entra().expect("an Entra error");
         assert_eq!(e.code(), Some(90002), "{err}");
         assert_eq!(e.hint().unwrap().party, Party::Partner);
         assert!(err.to_string().contains(tenant), "{err}");
@@ -106,7 +102,7 @@ async fn a_missing_service_principal_is_the_resource_owners_to_create() {
         .directory()
         .delete_service_principal(&w.owner.id, &w.app.app_id);
     let err = w.credential().token(EVENTHUBS_SCOPE).await.unwrap_err();
-    let e = entra(&err);
+    let e = err.as_entra().expect("an Entra error");
     assert_eq!(e.code(), Some(7000229));
     assert_eq!(e.hint().unwrap().party, Party::ResourceOwner);
     let text = err.to_string();
@@ -134,7 +130,7 @@ async fn a_single_tenant_app_is_not_found_in_the_resource_tenant() {
         .build()
         .unwrap();
     let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(700016));
+    assert_eq!(err.as_entra().expect("an Entra error").code(), Some(700016));
     assert!(err.to_string().contains("AzureADMultipleOrgs"), "{err}");
 }
 
@@ -147,7 +143,10 @@ async fn a_wrong_secret_and_an_expired_secret_are_told_apart() {
         .build()
         .unwrap();
     let err = wrong.token(EVENTHUBS_SCOPE).await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(7000215));
+    assert_eq!(
+        err.as_entra().expect("an Entra error").code(),
+        Some(7000215)
+    );
     assert!(!err.to_string().contains("not-the-secret"));
 
     let expired = w
@@ -161,7 +160,10 @@ async fn a_wrong_secret_and_an_expired_secret_are_told_apart() {
         .build()
         .unwrap();
     let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(7000222));
+    assert_eq!(
+        err.as_entra().expect("an Entra error").code(),
+        Some(7000222)
+    );
     assert!(!err.to_string().contains(&expired));
 }
 
@@ -170,11 +172,14 @@ async fn bad_scopes_and_unknown_resources_are_explained() {
     let w = world().await;
     let cred = w.credential();
     let err = cred.token("https://eventhubs.azure.net").await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(1002012));
+    assert_eq!(
+        err.as_entra().expect("an Entra error").code(),
+        Some(1002012)
+    );
     assert!(err.to_string().contains("/.default"), "{err}");
 
     let err = cred.token("api://no-such-api/.default").await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(500011));
+    assert_eq!(err.as_entra().expect("an Entra error").code(), Some(500011));
     assert!(err.to_string().contains("api://no-such-api"), "{err}");
 }
 
@@ -189,7 +194,7 @@ async fn a_resource_that_requires_assignment_refuses_an_unassigned_app() {
     d.set_assignment_required(&api.app_id, true).unwrap();
     let cred = w.credential();
     let err = cred.token("api://owner-api/.default").await.unwrap_err();
-    let e = entra(&err);
+    let e = err.as_entra().expect("an Entra error");
     assert_eq!(e.code(), Some(501051));
     assert_eq!(e.hint().unwrap().party, Party::ResourceOwner);
 
@@ -260,7 +265,7 @@ async fn an_unregistered_certificate_is_700027() {
         .build()
         .unwrap();
     let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(700027));
+    assert_eq!(err.as_entra().expect("an Entra error").code(), Some(700027));
     assert!(err.to_string().contains("--cert"), "{err}");
 }
 
@@ -313,7 +318,7 @@ async fn a_stale_assertion_is_700024() {
         .build()
         .unwrap();
     let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
-    assert_eq!(entra(&err).code(), Some(700024));
+    assert_eq!(err.as_entra().expect("an Entra error").code(), Some(700024));
     assert!(err.to_string().contains("clock"), "{err}");
 }
 

@@ -31,13 +31,6 @@ fn reading(seq: usize) -> Reading {
 
 const BOTH: [Transport; 2] = [Transport::Amqp, Transport::Https];
 
-fn eventhubs_error(err: &Error) -> &EventHubsError {
-    match err {
-        Error::EventHubs(e) => e,
-        other => panic!("expected an Event Hubs error, got: {other}"),
-    }
-}
-
 #[tokio::test]
 async fn resource_tenant_token_is_accepted_and_stored_on_both_transports() {
     let w = world().await;
@@ -89,7 +82,7 @@ async fn home_tenant_token_is_rejected_with_40100_and_explained() {
             .await
             .unwrap();
         let err = s.send(&reading(1)).await.unwrap_err();
-        match eventhubs_error(&err) {
+        match err.as_eventhubs().expect("an Event Hubs error") {
             EventHubsError::Unauthorized {
                 token_tenant,
                 app_id,
@@ -125,7 +118,7 @@ async fn a_principal_without_the_data_sender_role_is_rejected() {
             .await
             .unwrap();
         let err = s.send(&reading(1)).await.unwrap_err();
-        match eventhubs_error(&err) {
+        match err.as_eventhubs().expect("an Event Hubs error") {
             EventHubsError::Unauthorized { token_tenant, .. } => {
                 assert_eq!(token_tenant, &w.owner.id, "{transport:?}")
             }
@@ -267,7 +260,7 @@ async fn an_oversized_event_is_refused_before_anything_is_sent() {
             .send_raw(events, SendOptions::default())
             .await
             .unwrap_err();
-        match eventhubs_error(&err) {
+        match err.as_eventhubs().expect("an Event Hubs error") {
             EventHubsError::TooLarge { index, limit, size } => {
                 assert_eq!(*index, 1, "{transport:?}");
                 assert_eq!(*limit, 1024 * 1024);
@@ -331,6 +324,7 @@ async fn a_hub_that_does_not_exist_is_a_not_found_error() {
             _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
         };
         let s = EventHubSender::<Reading>::builder(&ns, "no-such-hub", w.credential())
+            .http_settings(w.credential().http_settings().clone())
             .transport(transport)
             .endpoint(endpoint)
             .open()
@@ -338,7 +332,10 @@ async fn a_hub_that_does_not_exist_is_a_not_found_error() {
             .unwrap();
         let err = s.send(&reading(1)).await.unwrap_err();
         assert!(
-            matches!(eventhubs_error(&err), EventHubsError::NotFound { .. }),
+            matches!(
+                err.as_eventhubs().expect("an Event Hubs error"),
+                EventHubsError::NotFound { .. }
+            ),
             "{transport:?}: {err}"
         );
     }
@@ -540,17 +537,15 @@ async fn an_expired_token_over_https_gets_one_refresh_and_one_retry() {
     });
     let mut http = crosstenant::HttpSettings::default();
     http.add_root_certificates_pem(w.sandbox.ca_pem()).unwrap();
-    let s = EventHubSender::<Reading>::builder_with_token_credential(
-        &ns,
-        "telemetry",
-        credential.clone(),
-    )
-    .transport(Transport::Https)
-    .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
-    .http_settings(http)
-    .open()
-    .await
-    .unwrap();
+    // Any azure_core credential goes to the same builder as ours.
+    let any: std::sync::Arc<dyn azure_core::credentials::TokenCredential> = credential.clone();
+    let s = EventHubSender::<Reading>::builder(&ns, "telemetry", any)
+        .transport(Transport::Https)
+        .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
+        .http_settings(http)
+        .open()
+        .await
+        .unwrap();
     s.send(&reading(1)).await.unwrap();
     assert_eq!(
         credential.calls.load(std::sync::atomic::Ordering::SeqCst),
@@ -572,6 +567,7 @@ async fn the_service_limit_below_the_senders_is_a_payload_too_large_error() {
     let ns = eventhubs_namespace(&w);
     // The sender believes in 2 MB (a Premium limit); the namespace allows 1 MB.
     let s = EventHubSender::<serde_json::Value>::builder(&ns, "telemetry", w.credential())
+        .http_settings(w.credential().http_settings().clone())
         .transport(Transport::Https)
         .endpoint(w.sandbox.eventhubs().https_endpoint().as_str())
         .max_message_size(2 * 1024 * 1024)
@@ -587,7 +583,7 @@ async fn the_service_limit_below_the_senders_is_a_payload_too_large_error() {
         .unwrap_err();
     assert!(
         matches!(
-            eventhubs_error(&err),
+            err.as_eventhubs().expect("an Event Hubs error"),
             EventHubsError::PayloadTooLarge { .. }
         ),
         "{err}"

@@ -96,6 +96,7 @@ async fn small_batch_sender(w: &World, ns: &str, transport: Transport) -> EventH
         _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
     };
     EventHubSender::builder(ns, HUB, fast_credential(w))
+        .http_settings(fast_http(w))
         .transport(transport)
         .endpoint(endpoint)
         .max_message_size(SMALL_LIMIT)
@@ -217,13 +218,6 @@ fn reconcile(w: &World, ns: &str, tag: &str, ledger: &Ledger) {
         .all(|id| !unique.contains(id)));
 }
 
-fn eventhubs_error(err: &Error) -> &EventHubsError {
-    match err {
-        Error::EventHubs(e) => e,
-        other => panic!("expected an Event Hubs error, got: {other}"),
-    }
-}
-
 /// One fault scenario on one transport, in three calls of 12 events (about
 /// four service batches each):
 /// 1. `fault` queued `transient` times behind one harmless operation: the
@@ -268,7 +262,7 @@ async fn mid_batch_scenario(
         .expect_err("a persistent fault fails the call");
     faults.clear();
     let attempts = faults.fired() - fired_before;
-    let eh = eventhubs_error(&err).clone();
+    let eh = err.as_eventhubs().expect("an Event Hubs error").clone();
     match &eh {
         EventHubsError::NotAccepted {
             accepted, total, ..
@@ -394,7 +388,10 @@ async fn an_amqp_peer_that_never_answers_fails_the_open_at_the_operation_timeout
         let took = started.elapsed();
         held.abort();
         assert!(
-            matches!(eventhubs_error(&err), EventHubsError::Timeout { .. }),
+            matches!(
+                err.as_eventhubs().expect("an Event Hubs error"),
+                EventHubsError::Timeout { .. }
+            ),
             "{err}"
         );
         assert!(
@@ -447,19 +444,19 @@ async fn amqp_mid_batch_detach_and_rejection_end_at_the_deadline_with_nothing_lo
                     "{tag}: the error names the timeout: {err}"
                 );
                 assert!(
-                    eventhubs_error(&err).outcome_unknown(),
+                    err.as_eventhubs().expect("an Event Hubs error").outcome_unknown(),
                     "{tag}: a timeout cannot know whether the batch was stored: {err}"
                 );
             } else {
                 assert!(took < STALL_TIMEOUT, "{tag}: a rejection is answered at once: {took:?}");
-                assert!(!eventhubs_error(&err).outcome_unknown(), "{tag}: {err}");
+                assert!(!err.as_eventhubs().expect("an Event Hubs error").outcome_unknown(), "{tag}: {err}");
                 assert!(
-                    matches!(eventhubs_error(&err), EventHubsError::NotAccepted { cause, .. } if matches!(**cause, EventHubsError::Unauthorized { .. })),
+                    matches!(err.as_eventhubs().expect("an Event Hubs error"), EventHubsError::NotAccepted { cause, .. } if matches!(**cause, EventHubsError::Unauthorized { .. })),
                     "{tag}: the rejection is the cause: {err}"
                 );
             }
             assert!(
-                matches!(eventhubs_error(&err), EventHubsError::NotAccepted { accepted, .. } if (1..12).contains(accepted)),
+                matches!(err.as_eventhubs().expect("an Event Hubs error"), EventHubsError::NotAccepted { accepted, .. } if (1..12).contains(accepted)),
                 "{tag}: {err}"
             );
             reconcile(&w, &ns, &tag, &ledger);
@@ -490,7 +487,7 @@ async fn a_token_refused_mid_batch_over_https_is_reported_and_the_rest_kept_back
                 .send(&sender, events(&tag, 12))
                 .await
                 .expect_err("a refused token fails the call");
-            let e = eventhubs_error(&err);
+            let e = err.as_eventhubs().expect("an Event Hubs error");
             assert!(
                 matches!(e, EventHubsError::NotAccepted { accepted, .. } if (1..12).contains(accepted)),
                 "{transport:?}: {err}"
@@ -537,7 +534,7 @@ async fn a_refused_cbs_put_token_is_reported_and_nothing_is_sent() {
                     .send(&sender, events(tag, 6))
                     .await
                     .expect_err("no send without an authorized put-token");
-                let e = eventhubs_error(&err);
+                let e = err.as_eventhubs().expect("an Event Hubs error");
                 assert!(
                     matches!(e, EventHubsError::Unauthorized { .. }),
                     "a refused put-token is explained as a refusal: {err}"

@@ -110,8 +110,9 @@ impl Live {
         let builder = EventHubSender::builder(
             self.get("CROSSTENANT_LIVE_EVENTHUBS_NAMESPACE"),
             self.get("CROSSTENANT_LIVE_EVENTHUB"),
-            credential,
+            credential.clone(),
         )
+        .http_settings(credential.http_settings().clone())
         .transport(transport);
         let endpoint = match transport {
             Transport::Https => var("CROSSTENANT_LIVE_EVENTHUBS_HTTPS_ENDPOINT"),
@@ -130,6 +131,7 @@ impl Live {
             self.get("CROSSTENANT_LIVE_API_SCOPE"),
             self.credential(),
         )
+        .http_settings(self.credential().http_settings().clone())
         .build()
         .expect("the aggregator client builds")
     }

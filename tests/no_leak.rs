@@ -142,6 +142,7 @@ async fn no_secret_key_assertion_or_token_is_ever_printed_or_logged() {
     api.grant_client(&w.app.app_id, "clientXYZ", &[Access::Read])
         .unwrap();
     let agg = AggregatorClient::builder(api.url(), "api://secure-api", cred.clone())
+        .http_settings(cred.http_settings().clone())
         .build()
         .unwrap();
     printed += &format!("{agg:?}");

@@ -1,5 +1,5 @@
 //! Calling a protected API **on behalf of a named client**: the two-token
-//! scheme of an aggregator (DESIGN.md section 1b).
+//! scheme of an aggregator.
 //!
 //! An aggregator app acts for several clients against one API, with every
 //! permission kept in Entra ID. Each call carries two tokens:
@@ -34,27 +34,28 @@
 //!
 //! Failures are [`AggregatorError`]s inside [`crate::Error::Aggregator`]: a
 //! `403` carries the API's `ForbidReason`; a `401` is answered with one token
-//! refresh and one retry; 408, 429 and 5xx are retried with bounded backoff
-//! by `azure_core`'s retry policy ([`crate::HttpSettings`]).
+//! refresh and one retry (the crate's one authorization policy, first in the
+//! client's azure_core pipeline); 408, 429 and 5xx are retried with bounded
+//! backoff by `azure_core`'s retry policy ([`crate::HttpSettings`]).
 //!
-//! Not here: the API side. The sandbox's API (`sandbox::api`, feature
-//! `sandbox`) shows how an API must verify both tokens.
+//! Not here: the API side. The `crosstenant-sandbox` crate's API shows how
+//! an API must verify both tokens.
 
-mod error;
 mod target;
 
-pub use error::{AggregatorError, TokenPurpose};
+pub use crate::error::{AggregatorError, TokenPurpose};
 pub use target::NamedClient;
 
-use crate::credential::CrossTenantCredential;
+use crate::credential::TokenSource;
 use crate::error::{chain, Error, InvalidInput};
+use crate::http::bearer::{BearerPolicy, TOKEN_REFRESHED};
 use crate::http::HttpSettings;
-use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_core::http::headers::HeaderName;
-use azure_core::http::{Method, Pipeline, Request};
+use azure_core::http::{ClientOptions, Method, Pipeline, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
+use target::ClientPath;
 use url::Url;
 
 /// The header the secondary token travels in unless configured otherwise.
@@ -66,73 +67,21 @@ const EXCERPT: usize = 200;
 /// error may be: long enough for a sentence naming apps and roles.
 const REASON: usize = 600;
 
-/// Where tokens come from. [`CrossTenantCredential`] is preferred: its cache
-/// can drop a token the API rejected, so a `401` is retried with a fresh one.
-/// Any other `azure_core` [`TokenCredential`] works too; after a `401` it is
-/// asked again and the call retried only if it gives a different token.
-#[derive(Clone)]
-pub struct ApiCredential(Source);
-
-#[derive(Clone)]
-enum Source {
-    CrossTenant(Arc<CrossTenantCredential>),
-    Other(Arc<dyn TokenCredential>),
-}
-
-impl std::fmt::Debug for ApiCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Source::CrossTenant(c) => f.debug_tuple("ApiCredential").field(c).finish(),
-            Source::Other(_) => f.write_str("ApiCredential(<TokenCredential>)"),
-        }
-    }
-}
-
-impl From<Arc<CrossTenantCredential>> for ApiCredential {
-    fn from(c: Arc<CrossTenantCredential>) -> Self {
-        Self(Source::CrossTenant(c))
-    }
-}
-
-impl From<Arc<dyn TokenCredential>> for ApiCredential {
-    fn from(c: Arc<dyn TokenCredential>) -> Self {
-        Self(Source::Other(c))
-    }
-}
-
-impl ApiCredential {
-    async fn token(&self, scope: &str) -> Result<AccessToken, Error> {
-        match &self.0 {
-            Source::CrossTenant(c) => c.token(scope).await,
-            Source::Other(c) => c.get_token(&[scope], None).await.map_err(|e| {
-                Error::from_azure(&e).cloned().unwrap_or_else(|| {
-                    let transient = matches!(
-                        e.kind(),
-                        azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection
-                    );
-                    Error::transport(format!("token request for {scope}"), e, transient)
-                })
-            }),
-        }
-    }
-
-    /// Drops `rejected` from the cache, where the credential allows it.
-    fn invalidate(&self, scope: &str, rejected: &AccessToken) {
-        if let Source::CrossTenant(c) = &self.0 {
-            c.invalidate(scope, rejected);
-        }
-    }
-}
+/// Where tokens come from: the crate's one token seam.
+#[deprecated(note = "use crosstenant::credential::TokenSource")]
+pub type ApiCredential = TokenSource;
 
 /// Builds an [`AggregatorClient`]; values are checked at
 /// [`build`](Self::build), nothing is sent.
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct AggregatorClientBuilder {
     api_base_url: String,
     api_app_id_uri: String,
-    credential: ApiCredential,
+    credential: TokenSource,
     header: String,
     http: Option<HttpSettings>,
+    client_options: Option<ClientOptions>,
     pending_error: Option<Error>,
 }
 
@@ -144,30 +93,32 @@ impl AggregatorClientBuilder {
         self
     }
 
-    /// The HTTP settings (trusted roots, timeouts, retries). Default: the
-    /// [`CrossTenantCredential`]'s own, so an API in the same world (the
-    /// sandbox, a proxy) is trusted alike; [`HttpSettings::default`] for
-    /// other credentials.
+    /// The HTTP settings (trusted roots, timeouts, retries); default
+    /// [`HttpSettings::default`]. To reach an API in the credential's world
+    /// (the sandbox, behind the same proxy), pass the credential's
+    /// [`http_settings`](crate::CrossTenantCredential::http_settings).
     pub fn http_settings(mut self, settings: HttpSettings) -> Self {
         self.http = Some(settings);
         self
     }
 
+    /// azure_core client options: their per-call and per-try policies
+    /// (instrumentation, logging, fault injection) run inside the
+    /// authorization policy, around the retry policy; their transport, if
+    /// set, replaces the built-in one. Retries stay the [`HttpSettings`]'.
+    pub fn client_options(mut self, options: ClientOptions) -> Self {
+        self.client_options = Some(options);
+        self
+    }
+
     /// Adds trusted roots (PEM) on top of the HTTP settings in use.
     pub fn root_certificates_pem(mut self, pem: &str) -> Self {
-        let mut settings = self.http.take().unwrap_or_else(|| self.default_http());
+        let mut settings = self.http.take().unwrap_or_default();
         if let Err(e) = settings.add_root_certificates_pem(pem) {
             self.pending_error.get_or_insert(e);
         }
         self.http = Some(settings);
         self
-    }
-
-    fn default_http(&self) -> HttpSettings {
-        match &self.credential.0 {
-            Source::CrossTenant(c) => c.http_settings().clone(),
-            Source::Other(_) => HttpSettings::default(),
-        }
     }
 
     /// Checks every value and builds the client. No request is made.
@@ -190,20 +141,28 @@ impl AggregatorClientBuilder {
             )
             .into());
         }
-        let http = match self.http {
-            Some(h) => h,
-            None => match &self.credential.0 {
-                Source::CrossTenant(c) => c.http_settings().clone(),
-                Source::Other(_) => HttpSettings::default(),
-            },
+        let http = self.http.unwrap_or_default();
+        let api_scope = format!("{api_app_id_uri}/.default");
+        let pipeline = http.pipeline(
+            self.client_options.as_ref(),
+            vec![BearerPolicy::policy(
+                self.credential.clone(),
+                api_scope.clone(),
+            )],
+        )?;
+        let lower = self.header.to_ascii_lowercase();
+        // A static name costs no allocation when cloned into each request.
+        let header = if lower == "x-secondary-token" {
+            HeaderName::from_static("x-secondary-token")
+        } else {
+            HeaderName::from(lower)
         };
-        let pipeline = http.pipeline()?;
         Ok(AggregatorClient {
             inner: Arc::new(Inner {
-                api_scope: format!("{api_app_id_uri}/.default"),
+                api_scope,
                 base,
                 credential: self.credential,
-                header: HeaderName::from(self.header.to_ascii_lowercase()),
+                header,
                 header_display: self.header,
                 pipeline,
             }),
@@ -241,7 +200,7 @@ fn parse_base_url(raw: &str) -> Result<Url, Error> {
 struct Inner {
     base: Url,
     api_scope: String,
-    credential: ApiCredential,
+    credential: TokenSource,
     header: HeaderName,
     header_display: String,
     pipeline: Pipeline,
@@ -270,12 +229,13 @@ impl AggregatorClient {
     /// Starts a builder for the API at `api_base_url` (HTTPS), whose App ID
     /// URI is `api_app_id_uri` (`api://secure-api`; a trailing `/.default`
     /// is accepted), with tokens from `credential`: usually the
-    /// [`CrossTenantCredential`], so the aggregator may live in another tenant
-    /// than the API, or any `Arc<dyn TokenCredential>`.
+    /// [`CrossTenantCredential`](crate::CrossTenantCredential), so the
+    /// aggregator may live in another tenant than the API, or any
+    /// `Arc<dyn TokenCredential>`.
     pub fn builder(
         api_base_url: impl Into<String>,
         api_app_id_uri: impl Into<String>,
-        credential: impl Into<ApiCredential>,
+        credential: impl Into<TokenSource>,
     ) -> AggregatorClientBuilder {
         AggregatorClientBuilder {
             api_base_url: api_base_url.into(),
@@ -283,6 +243,7 @@ impl AggregatorClient {
             credential: credential.into(),
             header: DEFAULT_SECONDARY_TOKEN_HEADER.to_string(),
             http: None,
+            client_options: None,
             pending_error: None,
         }
     }
@@ -293,26 +254,40 @@ impl AggregatorClient {
     /// the API token and the client's secondary token. Ids that could alter
     /// the path are refused here, before any request.
     pub fn on_behalf_of(&self, client: &str) -> Result<ClientHandle, Error> {
-        Ok(self.on_behalf_of_client(NamedClient::parse(client)?))
+        self.handle(NamedClient::parse(client)?)
     }
 
     /// Calls on behalf of a client whose path id and App ID URI were given
     /// separately ([`NamedClient::new`]).
     pub fn on_behalf_of_client(&self, client: NamedClient) -> ClientHandle {
-        ClientHandle {
+        // A NamedClient's path id was checked when it was made, and the base
+        // URL when the client was built, so this cannot fail; the fallback
+        // keeps the promise anyway: a handle that refuses every call.
+        self.handle(client.clone())
+            .unwrap_or_else(|e| ClientHandle {
+                inner: self.inner.clone(),
+                client: client.path_id().to_string(),
+                path: Err(e),
+                secondary: Some(client),
+            })
+    }
+
+    fn handle(&self, client: NamedClient) -> Result<ClientHandle, Error> {
+        Ok(ClientHandle {
             inner: self.inner.clone(),
             client: client.path_id().to_string(),
+            path: Ok(ClientPath::new(&self.inner.base, client.path_id())?),
             secondary: Some(client),
-        }
+        })
     }
 
     /// Calls as the client itself (the caller's app *is* the client named
     /// `client_id` in the path): only the API token is sent.
     pub fn as_client(&self, client_id: &str) -> Result<ClientHandle, Error> {
-        target::check_client_id(client_id)?;
         Ok(ClientHandle {
             inner: self.inner.clone(),
             client: client_id.to_string(),
+            path: Ok(ClientPath::new(&self.inner.base, client_id)?),
             secondary: None,
         })
     }
@@ -340,6 +315,8 @@ impl AggregatorClient {
 pub struct ClientHandle {
     inner: Arc<Inner>,
     client: String,
+    /// `{base}/api/{client}`, built once.
+    path: Result<ClientPath, Error>,
     secondary: Option<NamedClient>,
 }
 
@@ -370,7 +347,7 @@ impl ClientHandle {
     /// The URL a call to `path` goes to, `{base}/api/{clientId}/{path}`, or
     /// why `path` is refused. No request is made.
     pub fn url(&self, path: &str) -> Result<Url, Error> {
-        target::client_url(&self.inner.base, &self.client, path)
+        self.path.as_ref().map_err(Clone::clone)?.url(path)
     }
 
     /// `GET {path}`, the answer read as JSON.
@@ -411,8 +388,11 @@ impl ClientHandle {
         path: &str,
         body: &B,
     ) -> Result<Vec<u8>, Error> {
-        let url = self.url(path)?;
         serde_json::to_vec(body).map_err(|e| {
+            let url = match self.url(path) {
+                Ok(url) => url,
+                Err(err) => return err,
+            };
             AggregatorError::Encode {
                 method: method.to_string(),
                 url: url.to_string(),
@@ -437,12 +417,11 @@ impl ClientHandle {
         body: Option<Vec<u8>>,
     ) -> Result<T, Error> {
         let inner = &*self.inner;
-        let url = self.url(path)?;
-        let url_text = url.to_string();
-        let method_text = method.to_string();
+        let client_path = self.path.as_ref().map_err(Clone::clone)?;
+        let url = client_path.url(path)?;
         // The binding promise, checked on the URL about to be called rather
         // than trusted to the builder above.
-        if !target::names_client(&inner.base, &url, &self.client) {
+        if !client_path.names(&url) {
             return Err(InvalidInput::new(
                 "path",
                 path,
@@ -450,137 +429,131 @@ impl ClientHandle {
             )
             .into());
         }
-        let mut rejected: Option<AccessToken> = None;
-        loop {
-            let api_token = inner
-                .credential
-                .token(&inner.api_scope)
-                .await
-                .map_err(|e| token_error(TokenPurpose::Api, &inner.api_scope, e))?;
-            if let Some(old) = &rejected {
-                if old.token.secret() == api_token.token.secret() {
-                    // The credential could not give a fresh token; retrying
-                    // with the one just refused would only be refused again.
-                    return Err(self.unauthorized(&method_text, &url_text, None, false));
-                }
-            }
-            let secondary = match &self.secondary {
-                Some(client) => {
-                    let scope = client.scope();
-                    Some(inner.credential.token(&scope).await.map_err(|e| {
-                        token_error(TokenPurpose::Secondary(self.client.clone()), &scope, e)
-                    })?)
-                }
-                None => None,
+        let secondary = match &self.secondary {
+            Some(client) => Some(inner.credential.token(client.scope()).await.map_err(|e| {
+                token_error(
+                    TokenPurpose::Secondary(self.client.clone()),
+                    client.scope(),
+                    e,
+                )
+            })?),
+            None => None,
+        };
+        let mut request = Request::new(url, method);
+        if let Some(b) = &secondary {
+            request.insert_header(inner.header.clone(), b.token.secret().to_string());
+        }
+        request.insert_header(HeaderName::from_static("accept"), "application/json");
+        if let Some(body) = body {
+            request.insert_header(HeaderName::from_static("content-type"), "application/json");
+            request.set_body(body);
+        }
+        // The API token is added (and refreshed once after a 401) by the
+        // bearer policy at the head of the pipeline.
+        let sent = crate::http::send_unchecked(&inner.pipeline, &mut request).await;
+        let url = request.url();
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Err(self.send_error(method, url, secondary.as_ref(), e).await),
+        };
+        let status = u16::from(response.status());
+        tracing::debug!(
+            method = %method,
+            url = %url,
+            client = %self.client,
+            on_behalf_of = self.secondary.is_some(),
+            status,
+            "aggregator call"
+        );
+        let bytes: &[u8] = response.body();
+        if (200..300).contains(&status) {
+            // An empty answer (204) reads as JSON `null`, so `()` and
+            // `Option<T>` work for calls that return nothing.
+            let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+                b"null"
+            } else {
+                bytes
             };
-
-            let mut request = Request::new(url.clone(), method);
-            request.insert_header(
-                HeaderName::from_static("authorization"),
-                format!("Bearer {}", api_token.token.secret()),
-            );
-            if let Some(b) = &secondary {
-                request.insert_header(inner.header.clone(), b.token.secret().to_string());
-            }
-            request.insert_header(HeaderName::from_static("accept"), "application/json");
-            if let Some(body) = &body {
-                request.insert_header(HeaderName::from_static("content-type"), "application/json");
-                request.set_body(body.clone());
-            }
-            let scrub = |text: &str| {
-                let mut text = text.replace(api_token.token.secret(), "<token>");
-                if let Some(b) = &secondary {
-                    text = text.replace(b.token.secret(), "<token>");
+            return serde_json::from_slice(json).map_err(|e| {
+                AggregatorError::Decode {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    status,
+                    reason: e.to_string(),
                 }
-                text
-            };
-            let response = crate::http::send_unchecked(&inner.pipeline, &mut request)
-                .await
-                .map_err(|e| {
-                    let transient = matches!(
-                        e.kind(),
-                        azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection
-                    );
-                    Error::from(AggregatorError::Transport {
-                        method: method_text.clone(),
-                        url: url_text.clone(),
-                        reason: scrub(&chain(&e)),
-                        transient,
-                    })
-                })?;
-            let status = u16::from(response.status());
-            tracing::debug!(
-                method = %method_text,
-                url = %url_text,
-                client = %self.client,
-                on_behalf_of = self.secondary.is_some(),
-                status,
-                "aggregator call"
-            );
-            let bytes: &[u8] = response.body();
-            match status {
-                200..=299 => {
-                    // An empty answer (204) reads as JSON `null`, so `()` and
-                    // `Option<T>` work for calls that return nothing.
-                    let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-                        b"null"
-                    } else {
-                        bytes
-                    };
-                    return serde_json::from_slice(json).map_err(|e| {
-                        AggregatorError::Decode {
-                            method: method_text.clone(),
-                            url: url_text.clone(),
-                            status,
-                            reason: e.to_string(),
-                        }
-                        .into()
+                .into()
+            });
+        }
+        let scrub = Scrub::new(inner, secondary.as_ref()).await;
+        Err(match status {
+            401 => {
+                let challenge = response
+                    .headers()
+                    .get_optional_string(&HeaderName::from_static("www-authenticate"))
+                    .map(|c| clip(&scrub.apply(&c), REASON));
+                let refreshed = response
+                    .headers()
+                    .get_optional_string(&TOKEN_REFRESHED)
+                    .is_some();
+                self.unauthorized(method.as_ref(), url.as_str(), challenge, refreshed)
+            }
+            403 => {
+                let reason = serde_json::from_slice::<serde_json::Value>(bytes)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("ForbidReason")
+                            .and_then(|r| r.as_str())
+                            .map(|r| clip(&scrub.apply(r), REASON))
                     });
+                AggregatorError::Forbidden {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    client: self.client.clone(),
+                    mode: self.mode(),
+                    reason,
                 }
-                401 => {
-                    let challenge = response
-                        .headers()
-                        .get_optional_str(&HeaderName::from_static("www-authenticate"))
-                        .map(|c| clip(&scrub(c), REASON));
-                    if rejected.is_some() {
-                        return Err(self.unauthorized(&method_text, &url_text, challenge, true));
-                    }
-                    // One refresh and one retry: the token may have been
-                    // revoked or signed by a key the API no longer trusts.
-                    tracing::debug!(url = %url_text, "401: refreshing the API token once");
-                    inner.credential.invalidate(&inner.api_scope, &api_token);
-                    rejected = Some(api_token);
-                    continue;
+                .into()
+            }
+            _ => {
+                let text = String::from_utf8_lossy(bytes);
+                AggregatorError::Status {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    status,
+                    excerpt: clip(&scrub.apply(&text), EXCERPT),
                 }
-                403 => {
-                    let reason = serde_json::from_slice::<serde_json::Value>(bytes)
-                        .ok()
-                        .and_then(|v| {
-                            v.get("ForbidReason")
-                                .and_then(|r| r.as_str())
-                                .map(|r| clip(&scrub(r), REASON))
-                        });
-                    return Err(AggregatorError::Forbidden {
-                        method: method_text,
-                        url: url_text,
-                        client: self.client.clone(),
-                        mode: self.mode(),
-                        reason,
-                    }
-                    .into());
-                }
-                _ => {
-                    let text = String::from_utf8_lossy(bytes);
-                    return Err(AggregatorError::Status {
-                        method: method_text,
-                        url: url_text,
-                        status,
-                        excerpt: clip(&scrub(&text), EXCERPT),
-                    }
-                    .into());
-                }
+                .into()
+            }
+        })
+    }
+
+    /// A call that got no answer: the bearer policy's token failure comes
+    /// back as the API token's error; anything else is a transport failure.
+    async fn send_error(
+        &self,
+        method: Method,
+        url: &Url,
+        secondary: Option<&azure_core::credentials::AccessToken>,
+        e: azure_core::Error,
+    ) -> Error {
+        if matches!(e.kind(), azure_core::error::ErrorKind::Credential) {
+            if let Some(ours) = Error::from_azure(&e) {
+                return token_error(TokenPurpose::Api, &self.inner.api_scope, ours.clone());
             }
         }
+        let transient = matches!(
+            e.kind(),
+            azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection
+        );
+        let scrub = Scrub::new(&self.inner, secondary).await;
+        AggregatorError::Transport {
+            method: method.to_string(),
+            url: url.to_string(),
+            reason: scrub.apply(&chain(&e)),
+            transient,
+            cause: Some(crate::error::Cause::new(e)),
+        }
+        .into()
     }
 
     fn unauthorized(
@@ -610,6 +583,34 @@ fn token_error(purpose: TokenPurpose, scope: &str, source: Error) -> Error {
     .into()
 }
 
+/// Blanks the tokens a call sent out of text copied from its answer. Built
+/// only on the way to an error: the API token is the one the credential
+/// hands out now, which is the one the bearer policy sent last.
+struct Scrub(Vec<String>);
+
+impl Scrub {
+    async fn new(inner: &Inner, secondary: Option<&azure_core::credentials::AccessToken>) -> Self {
+        let mut secrets = Vec::with_capacity(2);
+        if let Ok(api) = inner.credential.token(&inner.api_scope).await {
+            secrets.push(api.token.secret().to_string());
+        }
+        if let Some(b) = secondary {
+            secrets.push(b.token.secret().to_string());
+        }
+        Self(secrets)
+    }
+
+    fn apply(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for secret in &self.0 {
+            if !secret.is_empty() {
+                text = text.replace(secret.as_str(), "<token>");
+            }
+        }
+        text
+    }
+}
+
 /// Text from an answer, fit for an error: at most `max` characters, control
 /// characters escaped so a CR/LF cannot forge log lines.
 fn clip(text: &str, max: usize) -> String {
@@ -619,6 +620,7 @@ fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CrossTenantCredential;
 
     fn credential() -> Arc<CrossTenantCredential> {
         CrossTenantCredential::builder()

@@ -22,6 +22,8 @@ const MAX_CLIENT_ID: usize = 128;
 pub struct NamedClient {
     path_id: String,
     app_id_uri: String,
+    /// `{app_id_uri}/.default`, made once: every call asks for it.
+    scope: String,
 }
 
 impl NamedClient {
@@ -54,6 +56,7 @@ impl NamedClient {
         }
         Ok(Self {
             path_id: path_id.to_string(),
+            scope: format!("{app_id_uri}/.default"),
             app_id_uri,
         })
     }
@@ -96,6 +99,7 @@ impl NamedClient {
         Ok(Self {
             path_id: client.to_string(),
             app_id_uri: format!("api://{client}"),
+            scope: format!("api://{client}/.default"),
         })
     }
 
@@ -110,8 +114,8 @@ impl NamedClient {
     }
 
     /// The secondary token's scope, `{app_id_uri}/.default`.
-    pub fn scope(&self) -> String {
-        format!("{}/.default", self.app_id_uri)
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 }
 
@@ -192,74 +196,114 @@ pub(crate) fn app_id_uri_of(field: &str, uri: &str) -> Result<String, Error> {
     }
 }
 
-/// Builds `{base}/api/{client}/{relative}`. `relative` is a `/`-separated
-/// list of literal segments, each percent-encoded; it may be empty (the
-/// client's resource itself) but may not start with `/`, hold an empty,
-/// `.` or `..` segment, a `?` or `#`, a control character, or be an
-/// absolute URL.
-pub(crate) fn client_url(base: &Url, client: &str, relative: &str) -> Result<Url, Error> {
-    check_client_id(client)?;
-    let refuse = |why: &str| -> Result<Url, Error> {
-        Err(InvalidInput::new(
-            "path",
-            relative,
-            format!(
-                "{why}; paths are relative to /api/{client}/ and name segments literally, \
-                 such as `data` or `files/report 1.json`"
-            ),
-        )
-        .into())
-    };
-    if relative.starts_with('/') {
-        return refuse("it starts with `/`, as if absolute");
-    }
-    if Url::parse(relative).is_ok() || relative.contains("://") {
-        return refuse("it is an absolute URL");
-    }
-    if relative.contains(['?', '#']) {
-        return refuse("it holds `?` or `#`; the client sends no query or fragment");
-    }
-    if relative.chars().any(char::is_control) {
-        return refuse("it holds a control character");
-    }
-    let segments: Vec<&str> = if relative.is_empty() {
-        Vec::new()
-    } else {
-        relative.split('/').collect()
-    };
-    if segments.iter().any(|s| s.is_empty()) {
-        return refuse("it holds an empty segment (`//` or a trailing `/`)");
-    }
-    if segments.iter().any(|s| matches!(*s, "." | "..")) {
-        return refuse("it holds a `.` or `..` segment, which would leave the client's path");
-    }
-    let mut url = base.clone();
-    {
-        let mut path = url.path_segments_mut().map_err(|()| {
-            Error::from(InvalidInput::new(
-                "api_base_url",
-                base.as_str(),
-                "it cannot carry a path; give an https:// URL",
-            ))
-        })?;
-        // The base was stored with a trailing `/`; drop that empty segment
-        // before appending.
-        path.pop_if_empty();
-        path.push("api").push(client);
-        path.extend(segments);
-    }
-    Ok(url)
+/// A client's place in the API, `{base}/api/{client}`, built once per
+/// [`ClientHandle`](super::ClientHandle) so a call only appends its own
+/// segments and compares strings.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientPath {
+    root: Url,
+    client: String,
 }
 
-/// Whether `url` is `{base}/api/{client}` or below it: the last check before
-/// a secondary token is attached.
+impl ClientPath {
+    pub(crate) fn new(base: &Url, client: &str) -> Result<Self, Error> {
+        check_client_id(client)?;
+        let mut root = base.clone();
+        {
+            let mut path = root.path_segments_mut().map_err(|()| {
+                Error::from(InvalidInput::new(
+                    "api_base_url",
+                    base.as_str(),
+                    "it cannot carry a path; give an https:// URL",
+                ))
+            })?;
+            // The base was stored with a trailing `/`; drop that empty
+            // segment before appending.
+            path.pop_if_empty();
+            path.push("api").push(client);
+        }
+        Ok(Self {
+            root,
+            client: client.to_string(),
+        })
+    }
+
+    /// `{base}/api/{client}/{relative}`. `relative` is a `/`-separated list
+    /// of literal segments, each percent-encoded; it may be empty (the
+    /// client's resource itself) but may not start with `/`, hold an empty,
+    /// `.` or `..` segment, a `?` or `#`, a control character, or be an
+    /// absolute URL.
+    pub(crate) fn url(&self, relative: &str) -> Result<Url, Error> {
+        let refuse = |why: &str| -> Result<Url, Error> {
+            Err(InvalidInput::new(
+                "path",
+                relative,
+                format!(
+                    "{why}; paths are relative to /api/{}/ and name segments literally, \
+                     such as `data` or `files/report 1.json`",
+                    self.client
+                ),
+            )
+            .into())
+        };
+        if relative.starts_with('/') {
+            return refuse("it starts with `/`, as if absolute");
+        }
+        if relative.contains("://") || Url::parse(relative).is_ok() {
+            return refuse("it is an absolute URL");
+        }
+        if relative.contains(['?', '#']) {
+            return refuse("it holds `?` or `#`; the client sends no query or fragment");
+        }
+        if relative.chars().any(char::is_control) {
+            return refuse("it holds a control character");
+        }
+        let mut url = self.root.clone();
+        if !relative.is_empty() {
+            for segment in relative.split('/') {
+                if segment.is_empty() {
+                    return refuse("it holds an empty segment (`//` or a trailing `/`)");
+                }
+                if matches!(segment, "." | "..") {
+                    return refuse(
+                        "it holds a `.` or `..` segment, which would leave the client's path",
+                    );
+                }
+            }
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.extend(relative.split('/'));
+            }
+        }
+        Ok(url)
+    }
+
+    /// Whether `url` is `{base}/api/{client}` or below it: the last check
+    /// before a secondary token is attached. Compares without allocating.
+    pub(crate) fn names(&self, url: &Url) -> bool {
+        let expected = self.root.path();
+        url.scheme() == self.root.scheme()
+            && url.host_str() == self.root.host_str()
+            && url.port_or_known_default() == self.root.port_or_known_default()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url
+                .path()
+                .strip_prefix(expected)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// Builds `{base}/api/{client}/{relative}`; see [`ClientPath::url`].
+#[cfg(test)]
+pub(crate) fn client_url(base: &Url, client: &str, relative: &str) -> Result<Url, Error> {
+    ClientPath::new(base, client)?.url(relative)
+}
+
+/// Whether `url` is `{base}/api/{client}` or below it; see
+/// [`ClientPath::names`].
+#[cfg(test)]
 pub(crate) fn names_client(base: &Url, url: &Url, client: &str) -> bool {
-    let prefix = base.path().trim_end_matches('/');
-    let expected = format!("{prefix}/api/{client}");
-    url.origin() == base.origin()
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && (url.path() == expected || url.path().starts_with(&format!("{expected}/")))
+    ClientPath::new(base, client).is_ok_and(|p| p.names(url))
 }
 
 #[cfg(test)]

@@ -22,74 +22,9 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Why a certificate or key could not be used. The text names the source
-/// (file path or "PEM text") and what to do; it never contains key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CertificateError {
-    /// The file could not be read.
-    #[error("cannot read certificate file {path}: {reason}")]
-    Unreadable {
-        /// The path.
-        path: String,
-        /// The I/O error.
-        reason: String,
-    },
-    /// The PEM holds no certificate.
-    #[error("{source_name} holds no `-----BEGIN CERTIFICATE-----` block; give the certificate and its private key in PEM")]
-    NoCertificate {
-        /// Where the PEM came from.
-        source_name: String,
-    },
-    /// The PEM holds no usable private key.
-    #[error("{source_name} holds no private key; add the key as `-----BEGIN PRIVATE KEY-----` (PKCS#8) or `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1)")]
-    NoKey {
-        /// Where the PEM came from.
-        source_name: String,
-    },
-    /// The key is encrypted and no way to decrypt it was given.
-    #[error("the private key in {source_name} is encrypted; decrypt it (`openssl pkcs8 -in key.pem -out plain.pem`) or use the PFX with its password")]
-    EncryptedKey {
-        /// Where the PEM came from.
-        source_name: String,
-    },
-    /// The data is not valid PEM / DER / PKCS#12.
-    #[error("{source_name} is malformed: {reason}")]
-    Malformed {
-        /// Where it came from.
-        source_name: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The key is not an RSA key, or not a valid one.
-    #[error("the private key in {source_name} is not a usable RSA key ({reason}); Entra certificate credentials need an RSA key of 2048 bits or more")]
-    UnsupportedKey {
-        /// Where it came from.
-        source_name: String,
-        /// Why.
-        reason: String,
-    },
-    /// The private key does not belong to the certificate.
-    #[error("the private key in {source_name} does not match its certificate (thumbprint {thumbprint}); give the key that was generated with this certificate")]
-    KeyMismatch {
-        /// Where it came from.
-        source_name: String,
-        /// The certificate's SHA-1 thumbprint, hex, as the portal shows it.
-        thumbprint: String,
-    },
-    /// The PFX password is wrong, or the file is damaged.
-    #[error(
-        "cannot open PFX {source_name}: the password is wrong or the file is damaged ({reason})"
-    )]
-    PfxPassword {
-        /// Where it came from.
-        source_name: String,
-        /// The PKCS#12 error.
-        reason: String,
-    },
-}
+pub use crate::error::CertificateError;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The JWS algorithm of client assertions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,7 +4,8 @@
 //! an event cannot fit, typed errors, and one re-open with a fresh token
 //! when the namespace refuses an expired one.
 
-use super::{EventHubsError, Prepared, SendOptions, SenderCredential, Target};
+use super::{EventHubsError, Prepared, SendOptions, Target, EVENTHUBS_SCOPE};
+use crate::credential::TokenSource;
 use crate::error::{chain, Error};
 use azure_core_amqp::AmqpTransport;
 use azure_messaging_eventhubs::models::EventData;
@@ -16,7 +17,7 @@ pub(crate) struct AmqpBackend {
     /// Set after an operation timed out: the next send opens a new connection.
     stale: std::sync::atomic::AtomicBool,
     target: Target,
-    credential: SenderCredential,
+    credential: TokenSource,
     endpoint: Option<Url>,
     websockets: bool,
     /// [`DEFAULT_OPERATION_TIMEOUT`](super::DEFAULT_OPERATION_TIMEOUT)
@@ -35,7 +36,7 @@ enum Failure {
 impl AmqpBackend {
     pub(crate) async fn open(
         target: Target,
-        credential: SenderCredential,
+        credential: TokenSource,
         endpoint: Option<Url>,
         websockets: bool,
         operation_timeout: std::time::Duration,
@@ -80,7 +81,7 @@ impl AmqpBackend {
                 detail,
                 ..
             } => {
-                let (token_tenant, app_id) = self.credential.token_identity().await;
+                let (token_tenant, app_id) = self.credential.token_identity(EVENTHUBS_SCOPE).await;
                 EventHubsError::Unauthorized {
                     namespace,
                     hub,
@@ -126,8 +127,8 @@ impl AmqpBackend {
                         namespace = %self.target.namespace,
                         "the namespace refused an expired token; re-opening with a fresh one"
                     );
-                    if let Ok(token) = self.credential.token().await {
-                        self.credential.invalidate(&token);
+                    if let Ok(token) = self.credential.token(EVENTHUBS_SCOPE).await {
+                        self.credential.invalidate(EVENTHUBS_SCOPE, &token);
                     }
                     self.reopen(&producer).await?;
                 }
@@ -358,7 +359,7 @@ fn event_data(p: &Prepared) -> EventData {
 /// accepts the socket but never answers would otherwise hold the caller.
 async fn connect(
     target: &Target,
-    credential: &SenderCredential,
+    credential: &TokenSource,
     endpoint: Option<&Url>,
     websockets: bool,
     timeout: std::time::Duration,
@@ -380,7 +381,7 @@ async fn connect(
 
 async fn connect_unbounded(
     target: &Target,
-    credential: &SenderCredential,
+    credential: &TokenSource,
     endpoint: Option<&Url>,
     websockets: bool,
 ) -> Result<ProducerClient, Error> {

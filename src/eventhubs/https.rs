@@ -6,15 +6,19 @@
 //! with `BrokerProperties` and its properties as headers; several go as
 //! `application/vnd.microsoft.servicebus.json` batches of at most the size
 //! limit. The pipeline pools connections (keep-alive) and retries 408, 429,
-//! 5xx and I/O failures with bounded backoff; a `401 SubCode=40106` (expired)
-//! or `40103` (signed with a retired key) gets one
-//! fresh token and one retry. Every batch is planned before the first is
-//! sent, so an event that cannot fit fails the call with nothing sent.
+//! 5xx and I/O failures with bounded backoff; the crate's one authorization
+//! policy ([`crate::http`]'s bearer policy) adds the token and gives a
+//! `401 SubCode=40106` (expired) or `40103` (signed with a retired key) one
+//! fresh token and one retry, whether the sub-code is in the body or only in
+//! the status line's reason phrase. Every batch is planned before the first
+//! is sent, so an event that cannot fit fails the call with nothing sent.
 
-use super::{EventHubsError, Prepared, SendOptions, SenderCredential, Target};
+use super::{EventHubsError, Prepared, SendOptions, Target, EVENTHUBS_SCOPE};
+use crate::credential::TokenSource;
 use crate::error::{Error, InvalidInput};
+use crate::http::bearer::{subcode_of, BearerPolicy};
 use crate::http::HttpSettings;
-use azure_core::http::{Method, Pipeline, Request};
+use azure_core::http::{ClientOptions, Method, Pipeline, Request};
 use url::Url;
 
 const SINGLE_CONTENT_TYPE: &str = "application/atom+xml;type=entry;charset=utf-8";
@@ -29,7 +33,7 @@ struct Planned {
 
 pub(crate) struct HttpsBackend {
     target: Target,
-    credential: SenderCredential,
+    credential: TokenSource,
     pipeline: Pipeline,
     base: Url,
 }
@@ -37,9 +41,10 @@ pub(crate) struct HttpsBackend {
 impl HttpsBackend {
     pub(crate) async fn open(
         target: Target,
-        credential: SenderCredential,
+        credential: TokenSource,
         endpoint: Option<Url>,
         mut http: HttpSettings,
+        client_options: Option<&ClientOptions>,
     ) -> Result<Self, Error> {
         let mut base = format!("https://{}/", target.namespace);
         if let Some(e) = &endpoint {
@@ -68,7 +73,10 @@ impl HttpsBackend {
                 format!("it does not form a URL ({e})"),
             ))
         })?;
-        let pipeline = http.pipeline()?;
+        let pipeline = http.pipeline(
+            client_options,
+            vec![BearerPolicy::policy(credential.clone(), EVENTHUBS_SCOPE)],
+        )?;
         Ok(Self {
             target,
             credential,
@@ -228,57 +236,67 @@ impl HttpsBackend {
         Ok(out)
     }
 
-    /// One request, with one fresh-token retry after an expired-token 401.
+    /// One request; the bearer policy adds the token and refreshes it once.
     async fn post(
         &self,
         url: &Url,
         body: &[u8],
         headers: &[(String, String)],
     ) -> Result<(), EventHubsError> {
-        let mut retried = false;
-        loop {
-            let token = self.credential.token().await.map_err(|e| {
-                self.target.error(
-                    None,
-                    format!("no token for Event Hubs: {e}"),
-                    e.is_transient(),
-                )
-            })?;
-            let mut request = Request::new(url.clone(), Method::Post);
-            request.insert_header("authorization", format!("Bearer {}", token.token.secret()));
-            for (k, v) in headers {
-                request.insert_header(k.clone(), v.clone());
-            }
-            request.set_body(body.to_vec());
-            let response = crate::http::send_unchecked(&self.pipeline, &mut request)
-                .await
-                .map_err(|e| {
-                    self.target
-                        .error(None, format!("the request did not complete: {e}"), true)
-                })?;
-            let status = u16::from(response.status());
-            if status == 201 || (200..300).contains(&status) {
-                return Ok(());
-            }
-            let detail = detail_of(response.body());
-            let subcode = subcode_of(&detail);
-            // Expired (40106), or signed by a key the service no longer
-            // trusts (40103: Entra rotated its signing key and retired the
-            // old one): a new token fixes both, once.
-            if status == 401 && matches!(subcode, Some(40106 | 40103)) && !retried {
-                retried = true;
-                self.credential.invalidate(&token);
-                continue;
-            }
-            return Err(self.explain(status, subcode, detail).await);
+        let mut request = Request::new(url.clone(), Method::Post);
+        for (k, v) in headers {
+            request.insert_header(k.clone(), v.clone());
         }
+        request.set_body(body.to_vec());
+        let response = crate::http::send_unchecked(&self.pipeline, &mut request)
+            .await
+            .map_err(|e| {
+                // The bearer policy's token failure comes back as ours.
+                if let Some(ours) = crate::Error::from_azure(&e) {
+                    return self.target.error(
+                        None,
+                        format!("no token for Event Hubs: {ours}"),
+                        ours.is_transient(),
+                    );
+                }
+                EventHubsError::Service {
+                    namespace: self.target.namespace.clone(),
+                    hub: self.target.hub.clone(),
+                    status: None,
+                    detail: format!("the request did not complete: {}", crate::error::chain(&e)),
+                    transient: true,
+                    cause: Some(crate::error::Cause::new(e)),
+                }
+            })?;
+        let status = u16::from(response.status());
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let reason = response
+            .headers()
+            .get_optional_with(&crate::http::REASON_PHRASE, |v| {
+                Ok::<String, std::convert::Infallible>(v.as_str().to_string())
+            })
+            .ok()
+            .flatten();
+        let mut detail = detail_of(response.body());
+        let subcode = subcode_of(&detail, reason.as_deref());
+        if detail.trim().is_empty() {
+            // The seed's form: `401 SubCode=40100: Unauthorized`, empty
+            // body. Quote the status line, the only place that said it.
+            detail = match &reason {
+                Some(r) => format!("{status} {}", crate::error::shorten_to(r, 600)),
+                None => format!("HTTP {status} with an empty body"),
+            };
+        }
+        Err(self.explain(status, subcode, detail).await)
     }
 
     async fn explain(&self, status: u16, subcode: Option<u32>, detail: String) -> EventHubsError {
         let t = &self.target;
         match (status, subcode) {
             (401, Some(40100)) | (401, None) => {
-                let (token_tenant, app_id) = self.credential.token_identity().await;
+                let (token_tenant, app_id) = self.credential.token_identity(EVENTHUBS_SCOPE).await;
                 EventHubsError::Unauthorized {
                     namespace: t.namespace.clone(),
                     hub: t.hub.clone(),
@@ -336,16 +354,6 @@ fn detail_of(body: &[u8]) -> String {
     )
 }
 
-/// `SubCode=40100` → 40100.
-fn subcode_of(detail: &str) -> Option<u32> {
-    let rest = &detail[detail.find("SubCode=")? + "SubCode=".len()..];
-    rest.chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,7 +363,6 @@ mod tests {
         let body = b"<Error><Code>401</Code><Detail>SubCode=40100: Unauthorized : x &amp; y</Detail></Error>";
         let d = detail_of(body);
         assert!(d.starts_with("SubCode=40100: Unauthorized : x & y"), "{d}");
-        assert_eq!(subcode_of(&d), Some(40100));
-        assert_eq!(subcode_of("no code"), None);
+        assert_eq!(subcode_of(&d, None), Some(40100));
     }
 }

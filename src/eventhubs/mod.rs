@@ -37,16 +37,16 @@
 
 #[cfg(feature = "amqp")]
 mod amqp;
-mod error;
 #[cfg(feature = "https")]
 mod https;
 
-pub use error::EventHubsError;
+pub use crate::error::EventHubsError;
 
-use crate::credential::CrossTenantCredential;
+use crate::credential::TokenSource;
 use crate::error::{Error, InvalidInput};
 use crate::http::HttpSettings;
-use azure_core::credentials::{AccessToken, TokenCredential};
+use azure_core::credentials::TokenCredential;
+use azure_core::http::ClientOptions;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -189,59 +189,6 @@ impl SendOptions {
     }
 }
 
-/// The credential a sender uses: ours, which can drop a token the service
-/// refused, or any `azure_core` credential.
-#[derive(Clone)]
-pub(crate) enum SenderCredential {
-    CrossTenant(Arc<CrossTenantCredential>),
-    Any(Arc<dyn TokenCredential>),
-}
-
-impl SenderCredential {
-    #[cfg(feature = "amqp")]
-    pub(crate) fn as_token_credential(&self) -> Arc<dyn TokenCredential> {
-        match self {
-            SenderCredential::CrossTenant(c) => c.clone(),
-            SenderCredential::Any(c) => c.clone(),
-        }
-    }
-
-    pub(crate) async fn token(&self) -> Result<AccessToken, Error> {
-        match self {
-            SenderCredential::CrossTenant(c) => c.token(EVENTHUBS_SCOPE).await,
-            SenderCredential::Any(c) => c.get_token(&[EVENTHUBS_SCOPE], None).await.map_err(|e| {
-                Error::from_azure(&e)
-                    .cloned()
-                    .unwrap_or_else(|| Error::transport("requesting an Event Hubs token", e, true))
-            }),
-        }
-    }
-
-    /// After the service refused `token` as expired or invalid: make the
-    /// next request fetch a new one.
-    pub(crate) fn invalidate(&self, token: &AccessToken) {
-        if let SenderCredential::CrossTenant(c) = self {
-            c.invalidate(EVENTHUBS_SCOPE, token);
-        }
-    }
-
-    /// The tenant and app of the token the credential hands out now, for
-    /// explaining a refusal. Never the token itself.
-    pub(crate) async fn token_identity(&self) -> (String, String) {
-        let unknown = || ("<unknown tenant>".to_string(), "<unknown app>".to_string());
-        let Ok(token) = self.token().await else {
-            return unknown();
-        };
-        match crate::claims::TokenClaims::decode(token.token.secret()) {
-            Ok(c) => (
-                c.tenant_id().unwrap_or("<no tid>").to_string(),
-                c.app_id().unwrap_or("<no appid>").to_string(),
-            ),
-            Err(_) => unknown(),
-        }
-    }
-}
-
 /// What both transports need to know about the target.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -263,6 +210,7 @@ impl Target {
             status,
             detail: detail.into(),
             transient,
+            cause: None,
         }
     }
 }
@@ -309,13 +257,15 @@ impl<T> std::fmt::Debug for EventHubSender<T> {
 
 /// Builds an [`EventHubSender`]; every value is checked at
 /// [`open`](Self::open).
+#[must_use = "a builder does nothing until `open` is called"]
 pub struct EventHubSenderBuilder<T> {
     namespace: String,
     hub: String,
-    credential: SenderCredential,
+    credential: TokenSource,
     transport: Transport,
     endpoint: Option<String>,
     http: Option<HttpSettings>,
+    client_options: Option<ClientOptions>,
     extra_roots: Vec<String>,
     max_message_size: u64,
     operation_timeout: std::time::Duration,
@@ -336,21 +286,24 @@ impl<T> std::fmt::Debug for EventHubSenderBuilder<T> {
 impl<T: Serialize> EventHubSender<T> {
     /// Starts a builder for the resource owner's `namespace`
     /// (`contoso.servicebus.windows.net`, or just `contoso`) and `hub`, with
-    /// the cross-tenant credential. Its trusted roots and HTTP settings are
-    /// used for HTTPS.
+    /// tokens from `credential`: the [`CrossTenantCredential`](crate::CrossTenantCredential)
+    /// (preferred: a token the service refused as expired is dropped from
+    /// its cache) or any `Arc<dyn TokenCredential>`. The HTTPS transport's
+    /// settings are given with [`http_settings`](EventHubSenderBuilder::http_settings)
+    /// (default: [`HttpSettings::default`]).
     pub fn builder(
         namespace: impl Into<String>,
         hub: impl Into<String>,
-        credential: Arc<CrossTenantCredential>,
+        credential: impl Into<TokenSource>,
     ) -> EventHubSenderBuilder<T> {
-        let http = Some(credential.http_settings().clone());
         EventHubSenderBuilder {
             namespace: namespace.into(),
             hub: hub.into(),
-            credential: SenderCredential::CrossTenant(credential),
+            credential: credential.into(),
             transport: Transport::default(),
             endpoint: None,
-            http,
+            http: None,
+            client_options: None,
             extra_roots: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
@@ -358,24 +311,14 @@ impl<T: Serialize> EventHubSender<T> {
         }
     }
 
-    /// Like [`builder`](Self::builder), with any `azure_core` credential.
+    /// Like [`builder`](Self::builder), which now takes any credential.
+    #[deprecated(note = "EventHubSender::builder takes any credential")]
     pub fn builder_with_token_credential(
         namespace: impl Into<String>,
         hub: impl Into<String>,
         credential: Arc<dyn TokenCredential>,
     ) -> EventHubSenderBuilder<T> {
-        EventHubSenderBuilder {
-            namespace: namespace.into(),
-            hub: hub.into(),
-            credential: SenderCredential::Any(credential),
-            transport: Transport::default(),
-            endpoint: None,
-            http: None,
-            extra_roots: Vec::new(),
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            _events: PhantomData,
-        }
+        Self::builder(namespace, hub, credential)
     }
 }
 
@@ -494,9 +437,21 @@ impl<T: Serialize> EventHubSenderBuilder<T> {
     }
 
     /// HTTP settings (trusted roots, timeouts, retries) for the HTTPS
-    /// transport. By default the credential's.
+    /// transport (default: [`HttpSettings::default`]). To reach the same
+    /// world as the credential, pass its
+    /// [`http_settings`](crate::CrossTenantCredential::http_settings).
     pub fn http_settings(mut self, settings: HttpSettings) -> Self {
         self.http = Some(settings);
+        self
+    }
+
+    /// azure_core client options for the HTTPS transport: their per-call
+    /// and per-try policies (instrumentation, logging, a test's fault
+    /// injection) run inside this crate's authorization policy, around the
+    /// retry policy; their transport, if set, replaces the built-in one.
+    /// Retries stay the [`HttpSettings`]'.
+    pub fn client_options(mut self, options: ClientOptions) -> Self {
+        self.client_options = Some(options);
         self
     }
 
@@ -580,6 +535,7 @@ impl<T: Serialize> EventHubSenderBuilder<T> {
                         self.credential.clone(),
                         endpoint,
                         http,
+                        self.client_options.as_ref(),
                     )
                     .await?,
                 )

@@ -127,7 +127,9 @@ pub async fn sender<T: serde::Serialize>(
         Transport::Https => w.sandbox.eventhubs().https_endpoint().to_string(),
         _ => w.sandbox.eventhubs().amqp_endpoint().to_string(),
     };
+    let http = credential.http_settings().clone();
     EventHubSender::<T>::builder(ns, "telemetry", credential)
+        .http_settings(http)
         .transport(transport)
         .endpoint(endpoint)
         .open()

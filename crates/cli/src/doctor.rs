@@ -3,18 +3,17 @@
 //! PASS/FAIL/SKIP per check, with, for a failure, who must act and what to do.
 //!
 //! It checks what this machine can see; what an error means and who fixes it
-//! is decided in `diagnose`.
+//! is the library's answer (`Error::remedy`).
 
 use crate::config::{auth_method, build_credential, CredentialArgs};
-use crate::diagnose::{diagnose, summary};
 use crate::error::{CliError, Outcome};
-use crate::output::{now_secs, relative, timestamp, transport_name};
+use crate::output::{now_secs, relative, summary, timestamp, transport_name};
 use crate::targets::{ApiArgs, EventHubArgs, EventHubTarget};
 use clap::Args;
 use crosstenant::aggregator::{AggregatorClient, NamedClient};
 use crosstenant::credential::entra::Party;
 use crosstenant::eventhubs::EVENTHUBS_SCOPE;
-use crosstenant::{CrossTenantCredential, Error, TokenClaims};
+use crosstenant::{CrossTenantCredential, Error, Remedy, TokenClaims};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,8 +57,11 @@ impl Checks {
     }
 
     fn fail_with(&mut self, check: &str, error: &Error) {
-        let (who, fix) = diagnose(error);
-        self.fail(check, summary(error), who, &fix);
+        let remedy = error.remedy().unwrap_or_else(|| Remedy {
+            party: Party::Either,
+            action: "see the message above".into(),
+        });
+        self.fail(check, summary(error), remedy.party, &remedy.action);
     }
 
     fn skip(&mut self, check: &str, why: impl std::fmt::Display) {
@@ -390,7 +392,7 @@ pub(crate) async fn check_api(
     match NamedClient::parse(client) {
         Ok(named) => {
             let scope = named.scope();
-            match credential.token(&scope).await {
+            match credential.token(scope).await {
                 Ok(t) => match TokenClaims::decode(t.token.secret()) {
                     Ok(c) if !c.roles().is_empty() => checks.pass(
                         "secondary token",

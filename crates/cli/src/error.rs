@@ -16,7 +16,18 @@ impl From<Error> for CliError {
     fn from(e: Error) -> Self {
         match e {
             Error::InvalidInput(_) => CliError::Usage(e.to_string()),
-            other => CliError::Failed(other.to_string()),
+            other => {
+                // The library says who must act and what to do; print it
+                // under the message.
+                let mut message = other.to_string();
+                if let Some(remedy) = other.remedy() {
+                    message.push_str(&format!(
+                        "\n  who must act: {}\n  what to do: {}",
+                        remedy.party, remedy.action
+                    ));
+                }
+                CliError::Failed(message)
+            }
         }
     }
 }

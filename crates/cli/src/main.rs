@@ -41,7 +41,6 @@
 
 mod call;
 mod config;
-mod diagnose;
 mod doctor;
 mod error;
 mod output;

@@ -1,7 +1,9 @@
 //! Small formatting helpers shared by the subcommands: transport names,
 //! JSON, times. Nothing here decides anything.
 
+use crosstenant::aggregator::AggregatorError;
 use crosstenant::eventhubs::Transport;
+use crosstenant::Error;
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -44,5 +46,32 @@ pub(crate) fn relative(seconds: i64) -> String {
         format!("in {text}")
     } else {
         format!("{text} ago")
+    }
+}
+
+/// An error in a line: Entra's refusals by code and meaning (the fix goes on
+/// its own line), everything else as the library words it.
+pub(crate) fn summary(error: &Error) -> String {
+    match error {
+        Error::Entra(e) => {
+            let code = e
+                .code()
+                .map_or_else(|| e.error.clone(), |c| format!("AADSTS{c}"));
+            let meaning = e
+                .hint()
+                .map_or_else(|| e.description.clone(), |h| h.meaning);
+            let trace = e.trace_id.as_deref().unwrap_or("-");
+            format!(
+                "{code} (HTTP {}) from tenant {}: {meaning} [trace id {trace}]",
+                e.status, e.tenant
+            )
+        }
+        Error::Aggregator(e) => match &**e {
+            AggregatorError::Token {
+                purpose, source, ..
+            } => format!("could not get {purpose}: {}", summary(source)),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
     }
 }

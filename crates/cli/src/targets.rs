@@ -104,7 +104,9 @@ impl EventHubTarget {
         &self,
         credential: Arc<CrossTenantCredential>,
     ) -> Result<EventHubSender<Value>, Error> {
+        let http = credential.http_settings().clone();
         let mut builder = EventHubSender::<Value>::builder(&self.namespace, &self.hub, credential)
+            .http_settings(http)
             .transport(self.transport);
         if let Some(endpoint) = &self.endpoint {
             builder = builder.endpoint(endpoint);
@@ -155,7 +157,10 @@ impl ApiArgs {
         let api = required(&self.api, "--api", Some("AGGREGATOR_API_URL"))?;
         let scope = required(&self.api_scope, "--api-scope", Some("AGGREGATOR_API_SCOPE"))?;
         let client = required(&self.client, "--client", Some("AGGREGATOR_CLIENT"))?;
-        let aggregator = AggregatorClient::builder(api, scope, credential).build()?;
+        let http = credential.http_settings().clone();
+        let aggregator = AggregatorClient::builder(api, scope, credential)
+            .http_settings(http)
+            .build()?;
         Ok(Some((aggregator, client.to_string())))
     }
 }

@@ -409,7 +409,7 @@ async fn doctor_names_the_partner_for_a_wrong_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_sends_a_home_tenant_token_to_the_resource_owner() {
+async fn doctor_names_both_sides_fixes_for_a_home_tenant_token() {
     let h = Harness::start().await;
     let partner = h.world.partner.id.clone();
     let run = h
@@ -426,8 +426,16 @@ async fn doctor_sends_a_home_tenant_token_to_the_resource_owner() {
         .nth(1)
         .expect("the probe fails");
     assert!(send.contains("40100"), "{run:?}");
+    // The commonest cause is the partner's own mistake (its home tenant set
+    // as the resource tenant), the other the owner's missing role: both are
+    // named, with the token's tenant.
     assert!(
-        send.contains("who: the resource owner (admin of the resource tenant)"),
+        send.contains("who: the partner or the resource owner"),
+        "{run:?}"
+    );
+    let fix = send.split("fix:").nth(1).expect("a fix line");
+    assert!(
+        fix.contains(&partner) && fix.contains("home tenant") && fix.contains("Data Sender"),
         "{run:?}"
     );
 }

@@ -5,6 +5,8 @@
 //! token: texts copied from an answer are cut short, and any token the call
 //! sent is blanked out of them before they are kept.
 
+use super::{Cause, Party, Remedy};
+
 /// Which token could not be obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,6 +127,9 @@ pub enum AggregatorError {
         reason: String,
         /// Whether trying again later may succeed.
         transient: bool,
+        /// The error underneath (azure_core's, reqwest's).
+        #[source]
+        cause: Option<Cause>,
     },
 
     /// A token could not be obtained from the credential.
@@ -136,7 +141,7 @@ pub enum AggregatorError {
         scope: String,
         /// The credential's error.
         #[source]
-        source: Box<crate::Error>,
+        source: Box<super::Error>,
     },
 }
 
@@ -152,6 +157,38 @@ impl AggregatorError {
             AggregatorError::Transport { transient, .. } => *transient,
             AggregatorError::Token { source, .. } => source.is_transient(),
             _ => false,
+        }
+    }
+
+    /// Who must act, and what to do.
+    pub fn remedy(&self) -> Remedy {
+        match self {
+            AggregatorError::Forbidden { reason, .. } => Remedy::new(
+                Party::ResourceOwner,
+                format!(
+                    "grant what the API's reason names ({}): API roles come from the API owner's \
+                     tenant admin, client roles from the client",
+                    reason.as_deref().unwrap_or("no reason given")
+                ),
+            ),
+            AggregatorError::Unauthorized { scope, .. } => Remedy::new(
+                Party::Partner,
+                format!(
+                    "check that {scope} is the API's App ID URI and that the credential's \
+                     resource tenant (AZURE_TENANT_ID) is the API owner's tenant"
+                ),
+            ),
+            AggregatorError::Token { source, .. } => source
+                .remedy()
+                .unwrap_or_else(|| Remedy::new(Party::Either, "see the token error above")),
+            AggregatorError::Encode { .. } | AggregatorError::Decode { .. } => Remedy::new(
+                Party::Partner,
+                "match the body types to the API's JSON contract",
+            ),
+            _ => Remedy::new(
+                Party::Either,
+                "check the API's URL and that it is up; retry if it was transient",
+            ),
         }
     }
 
@@ -173,11 +210,5 @@ impl AggregatorError {
             AggregatorError::Forbidden { reason, .. } => reason.as_deref(),
             _ => None,
         }
-    }
-}
-
-impl From<AggregatorError> for crate::Error {
-    fn from(e: AggregatorError) -> Self {
-        crate::Error::Aggregator(Box::new(e))
     }
 }

@@ -1,6 +1,12 @@
 //! HTTP settings shared by every client in the crate: trusted roots,
 //! timeouts and retries, on top of `azure_core`'s pipeline.
 //!
+//! Each client is handed its settings explicitly (the credential's
+//! builder, `EventHubSenderBuilder::http_settings`,
+//! `AggregatorClientBuilder::http_settings`); a client never reads them out
+//! of another. Clients also take azure_core's `ClientOptions`, whose per-call
+//! and per-try policies run inside this crate's own.
+//!
 //! Every HTTPS call (token requests, Event Hubs REST, the aggregator API) goes
 //! through `azure_core`'s pipeline with a `reqwest` client built here, so
 //! connections are pooled and kept alive, transient failures (408, 429 with
@@ -9,10 +15,16 @@
 //! sandbox CA, an enterprise proxy's CA) are **added** to the platform's
 //! roots. Certificate verification is never turned off.
 
+pub(crate) mod bearer;
+mod transport;
+
+pub use transport::REASON_PHRASE;
+
 use crate::error::{Error, InvalidInput};
+use azure_core::http::policies::Policy;
 use azure_core::http::{
-    ClientOptions, ExponentialRetryOptions, Pipeline, PipelineSendOptions, RawResponse, Request,
-    RetryOptions, Transport,
+    ClientOptions, ExponentialRetryOptions, HttpClient, Pipeline, PipelineSendOptions, RawResponse,
+    Request, RetryOptions, Transport,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +37,7 @@ pub struct HttpSettings {
     request_timeout: Duration,
     retry: ExponentialRetryOptions,
     resolve: Vec<(String, std::net::SocketAddr)>,
+    transport: Option<Arc<dyn HttpClient>>,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -35,6 +48,7 @@ impl std::fmt::Debug for HttpSettings {
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("resolve", &self.resolve)
+            .field("custom_transport", &self.transport.is_some())
             .finish()
     }
 }
@@ -54,6 +68,7 @@ impl Default for HttpSettings {
                 max_delay: azure_core::time::Duration::seconds(10),
             },
             resolve: Vec::new(),
+            transport: None,
         }
     }
 }
@@ -121,6 +136,15 @@ impl HttpSettings {
         self.resolve.push((host.to_ascii_lowercase(), addr));
     }
 
+    /// Sends every request through `client` instead of the built-in
+    /// reqwest transport: a test double answering canned responses, a
+    /// recording transport. The trusted roots, timeouts and
+    /// [`resolve`](Self::resolve) entries above are the built-in transport's
+    /// and do not apply to another; the retry policy still does.
+    pub fn set_transport(&mut self, client: Arc<dyn HttpClient>) {
+        self.transport = Some(client);
+    }
+
     /// A `reqwest` client: rustls with the platform verifier plus the extra
     /// roots, HTTP keep-alive, the timeouts above.
     pub(crate) fn reqwest_client(&self) -> Result<reqwest::Client, Error> {
@@ -137,24 +161,41 @@ impl HttpSettings {
             .map_err(|e| Error::transport("building the HTTPS client", e, false))
     }
 
-    /// `azure_core` client options using that client and this retry policy.
-    pub(crate) fn client_options(&self) -> Result<ClientOptions, Error> {
-        let client = self.reqwest_client()?;
-        Ok(ClientOptions {
-            transport: Some(Transport::new(Arc::new(client))),
-            retry: RetryOptions::exponential(self.retry.clone()),
-            ..Default::default()
-        })
+    /// `azure_core` client options: the transport (the custom one, or the
+    /// pooled reqwest client keeping reason phrases) and this retry policy,
+    /// with the user's per-call and per-try policies, user agent and
+    /// instrumentation from `user` (its transport, if set, wins; its retry
+    /// options do not: these settings own retries).
+    pub(crate) fn client_options(
+        &self,
+        user: Option<&ClientOptions>,
+    ) -> Result<ClientOptions, Error> {
+        let transport = match (user.and_then(|u| u.transport.clone()), &self.transport) {
+            (Some(t), _) => t,
+            (None, Some(custom)) => Transport::new(custom.clone()),
+            (None, None) => Transport::new(Arc::new(transport::ReqwestTransport(
+                self.reqwest_client()?,
+            ))),
+        };
+        let mut options = user.cloned().unwrap_or_default();
+        options.transport = Some(transport);
+        options.retry = RetryOptions::exponential(self.retry.clone());
+        Ok(options)
     }
 
-    /// An `azure_core` pipeline over these settings: this crate's user
-    /// agent, the retry policy, the pooled HTTPS client.
-    pub(crate) fn pipeline(&self) -> Result<Pipeline, Error> {
+    /// An `azure_core` pipeline over these settings: `per_call` first (this
+    /// crate's authorization policy), then azure_core's own policies and the
+    /// user's, the retry policy, the transport.
+    pub(crate) fn pipeline(
+        &self,
+        user: Option<&ClientOptions>,
+        per_call: Vec<Arc<dyn Policy>>,
+    ) -> Result<Pipeline, Error> {
         Ok(Pipeline::new(
             Some(env!("CARGO_PKG_NAME")),
             Some(env!("CARGO_PKG_VERSION")),
-            self.client_options()?,
-            Vec::new(),
+            self.client_options(user)?,
+            per_call,
             Vec::new(),
             None,
         ))
@@ -168,6 +209,7 @@ pub(crate) async fn send_unchecked(
     pipeline: &Pipeline,
     request: &mut Request,
 ) -> azure_core::Result<RawResponse> {
+    bearer::ensure_client_request_id(request);
     pipeline
         .send(
             &azure_core::http::Context::new(),

@@ -1,10 +1,17 @@
 //! Why a send to Event Hubs failed, in the partner's terms.
 //!
-//! Event Hubs answers a refused token with `401 SubCode=…` over HTTPS and
+//! Event Hubs answers a refused token with `401 SubCode=…` over HTTPS (in an
+//! XML body, or only in the status line's reason phrase:
+//! `HTTP/1.1 401 SubCode=40100: Unauthorized` with an empty body) and
 //! `amqp:unauthorized-access` over AMQP. The cross-tenant case that matters
-//! most, `SubCode=40100`, means one of two things the **resource owner** must
-//! fix, and [`EventHubsError::Unauthorized`] names both, with the tenant and
-//! app read from the token that was refused.
+//! most, `SubCode=40100`, has two causes on two sides: the tenant asked was
+//! not the namespace's (commonly the partner's own home tenant, set as the
+//! resource tenant by mistake: the partner's fix), or the service principal
+//! holds no sending role (the resource owner's fix).
+//! [`EventHubsError::Unauthorized`] names both, with the tenant and app read
+//! from the token that was refused.
+
+use super::{Cause, Party, Remedy};
 
 /// Why a send to Event Hubs failed. Never carries a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,13 +21,14 @@ pub enum EventHubsError {
     /// refused a valid token.
     #[error(
         "Event Hubs namespace {namespace} refused the token of app {app_id} issued by tenant \
-         {token_tenant} for hub `{hub}` (401 SubCode=40100 unauthorized). The resource owner must \
-         check two things: (1) the namespace belongs to tenant {token_tenant} — a token from the \
-         partner's home tenant or any other tenant is refused, so request it at the resource \
-         owner's authority; (2) the service principal of app {app_id} in that tenant holds \
-         \"Azure Event Hubs Data Sender\" on the namespace or hub (az role assignment create \
-         --assignee {app_id} --role \"Azure Event Hubs Data Sender\" --scope <namespace resource \
-         id>). Service said: {detail}"
+         {token_tenant} for hub `{hub}` (401 SubCode=40100 unauthorized). Two causes, two \
+         sides: (1) tenant {token_tenant} is not the namespace's tenant — often it is the \
+         partner's own home tenant, set as the resource tenant by mistake; the partner sets the \
+         resource owner's tenant (resource_tenant / AZURE_TENANT_ID) and asks its authority; \
+         (2) it is the namespace's tenant, and the service principal of app {app_id} there holds \
+         no \"Azure Event Hubs Data Sender\" role on the namespace or hub; the resource owner \
+         assigns it (az role assignment create --assignee {app_id} --role \"Azure Event Hubs \
+         Data Sender\" --scope <namespace resource id>). Service said: {detail}"
     )]
     Unauthorized {
         /// The namespace host.
@@ -139,6 +147,9 @@ pub enum EventHubsError {
         detail: String,
         /// Whether trying again later may succeed.
         transient: bool,
+        /// The error underneath (azure_core's, reqwest's), if any.
+        #[source]
+        cause: Option<Cause>,
     },
 
     /// An operation got no answer within the sender's operation timeout
@@ -212,6 +223,71 @@ impl EventHubsError {
                 accepted, total, ..
             } => *accepted..*total,
             _ => 0..total,
+        }
+    }
+
+    /// Who must act, and what to do.
+    pub fn remedy(&self) -> Remedy {
+        match self {
+            EventHubsError::NotAccepted { cause, .. } => cause.remedy(),
+            EventHubsError::Unauthorized {
+                app_id,
+                token_tenant,
+                ..
+            } => Remedy::new(
+                Party::Either,
+                format!(
+                    "the token came from tenant {token_tenant}. If that is the partner's own \
+                     home tenant (the commonest mistake), the partner sets the resource owner's \
+                     tenant as the resource tenant (resource_tenant / AZURE_TENANT_ID). If it is \
+                     the namespace's tenant, the resource owner assigns \"Azure Event Hubs Data \
+                     Sender\" to the service principal of app {app_id} on the namespace or hub"
+                ),
+            ),
+            EventHubsError::TokenRejected { subcode, .. } => Remedy::new(
+                Party::Partner,
+                match subcode {
+                    40104 => {
+                        "request the token with the scope https://eventhubs.azure.net/.default"
+                    }
+                    40106 => {
+                        "check this machine's clock; the token had expired even after a refresh"
+                    }
+                    _ => {
+                        "request the token from Entra ID of the namespace's cloud (the authority \
+                         host) with the scope https://eventhubs.azure.net/.default"
+                    }
+                },
+            ),
+            EventHubsError::NotFound { .. } => Remedy::new(
+                Party::Either,
+                "agree on the namespace and hub names with the resource owner",
+            ),
+            EventHubsError::Forbidden { .. } => Remedy::new(
+                Party::ResourceOwner,
+                "check the namespace's network rules, quotas and that the hub is enabled",
+            ),
+            EventHubsError::TooLarge { .. } | EventHubsError::PayloadTooLarge { .. } => {
+                Remedy::new(
+                    Party::Partner,
+                    "send smaller events (split, compress, or send a reference), or set \
+                     max_message_size to the namespace tier's limit",
+                )
+            }
+            EventHubsError::Serialize { .. } => Remedy::new(
+                Party::Partner,
+                "make the event serializable to JSON, or send it raw",
+            ),
+            EventHubsError::Timeout { .. } => Remedy::new(
+                Party::Either,
+                "check whether the events were stored before sending them again; if timeouts \
+                 persist, the resource owner checks the namespace's health",
+            ),
+            EventHubsError::ServerBusy { .. } | EventHubsError::Service { .. } => Remedy::new(
+                Party::Either,
+                "retry later; if it persists the resource owner checks the namespace's health \
+                 and throughput units",
+            ),
         }
     }
 

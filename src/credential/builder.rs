@@ -1,0 +1,425 @@
+//! The credential's builder: every setting, the `AZURE_*` environment
+//! variables, and the checks `build` makes before anything is sent.
+
+use super::assertion::ClientAuth;
+use super::certificate::{AssertionAlgorithm, CertificateError, ClientCertificate};
+use super::{cache, CrossTenantCredential, Inner};
+use crate::error::{Error, InvalidInput};
+use crate::http::HttpSettings;
+use crate::tenant::{Cloud, ResourceTenant};
+use azure_core::credentials::Secret;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Builds a [`CrossTenantCredential`]. Every value is checked at
+/// [`build`](Self::build); nothing is sent until the first token request.
+#[derive(Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CrossTenantCredentialBuilder {
+    tenant: Option<String>,
+    client_id: Option<String>,
+    auth: Vec<ClientAuth>,
+    pending_error: Option<Error>,
+    cloud: Option<Result<Cloud, Error>>,
+    http: HttpSettings,
+    check_audience: bool,
+}
+
+impl std::fmt::Debug for CrossTenantCredentialBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrossTenantCredentialBuilder")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field(
+                "auth",
+                &self.auth.iter().map(ClientAuth::kind).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrossTenantCredentialBuilder {
+    /// The defaults: the public cloud, the audience check on, no settings.
+    pub(super) fn new() -> Self {
+        Self {
+            check_audience: true,
+            ..Default::default()
+        }
+    }
+
+    /// The resource owner's tenant: a directory id (GUID) or a verified
+    /// domain such as `contoso.onmicrosoft.com`. Not the partner's tenant.
+    pub fn resource_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// The partner app's client (application) id. Not a secret.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Authenticate with a client secret of the partner's app.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.auth
+            .push(ClientAuth::Secret(Secret::new(secret.into())));
+        self
+    }
+
+    /// Authenticate with a certificate already loaded.
+    pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.auth.push(ClientAuth::Certificate {
+            certificate: Arc::new(certificate),
+            algorithm: AssertionAlgorithm::default(),
+            send_chain: false,
+        });
+        self
+    }
+
+    fn certificate_result(mut self, loaded: Result<ClientCertificate, CertificateError>) -> Self {
+        match loaded {
+            Ok(c) => self.certificate(c),
+            Err(e) => {
+                self.pending_error.get_or_insert(e.into());
+                // Count it as a chosen method so the "exactly one" check
+                // does not hide the real error.
+                self.auth.push(ClientAuth::AssertionFile(PathBuf::new()));
+                self
+            }
+        }
+    }
+
+    /// Authenticate with a certificate and key from PEM text (one text
+    /// holding both, PKCS#8 or PKCS#1 key).
+    pub fn certificate_pem(self, pem: impl AsRef<[u8]>) -> Self {
+        self.certificate_result(ClientCertificate::from_pem(pem.as_ref()))
+    }
+
+    /// Authenticate with a PEM file holding the certificate and its key.
+    pub fn certificate_pem_file(self, path: impl Into<PathBuf>) -> Self {
+        self.certificate_result(ClientCertificate::from_pem_file(&path.into()))
+    }
+
+    /// Authenticate with a PKCS#12 / PFX archive and its password.
+    pub fn certificate_pfx(self, pfx: impl AsRef<[u8]>, password: &str) -> Self {
+        self.certificate_result(ClientCertificate::from_pfx(pfx.as_ref(), password))
+    }
+
+    /// Authenticate with a PFX file and its password.
+    pub fn certificate_pfx_file(self, path: impl Into<PathBuf>, password: &str) -> Self {
+        self.certificate_result(ClientCertificate::from_pfx_file(&path.into(), password))
+    }
+
+    /// Sign assertions with PS256 and name the certificate by `x5t#S256`
+    /// instead of RS256 with `x5t`.
+    pub fn assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
+        for a in &mut self.auth {
+            if let ClientAuth::Certificate { algorithm: alg, .. } = a {
+                *alg = algorithm;
+            }
+        }
+        self
+    }
+
+    /// Send the certificate chain in `x5c` (for subject name + issuer
+    /// authentication).
+    pub fn send_certificate_chain(mut self, send: bool) -> Self {
+        for a in &mut self.auth {
+            if let ClientAuth::Certificate { send_chain, .. } = a {
+                *send_chain = send;
+            }
+        }
+        self
+    }
+
+    /// Authenticate with a federated assertion read from `path` on every
+    /// token request (Kubernetes workload identity rotates the file), as
+    /// `AZURE_FEDERATED_TOKEN_FILE` works elsewhere.
+    pub fn federated_token_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth.push(ClientAuth::AssertionFile(path.into()));
+        self
+    }
+
+    /// Authenticate with an assertion from a callback, called on every token
+    /// request.
+    pub fn client_assertion<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>>
+            + Send
+            + 'static,
+    {
+        self.auth
+            .push(ClientAuth::AssertionCallback(Arc::new(move || {
+                Box::pin(callback())
+            })));
+        self
+    }
+
+    /// The cloud whose authority issues tokens (default: public).
+    pub fn cloud(mut self, cloud: Cloud) -> Self {
+        self.cloud = Some(Ok(cloud));
+        self
+    }
+
+    /// The authority host as a URL (`AZURE_AUTHORITY_HOST`); HTTPS only.
+    pub fn authority_host(mut self, host: &str) -> Self {
+        self.cloud = Some(Cloud::from_authority_host(host));
+        self
+    }
+
+    /// Adds trusted roots (PEM), e.g. the sandbox CA or a TLS-inspecting
+    /// proxy's CA, on top of the platform's.
+    pub fn root_certificates_pem(mut self, pem: &str) -> Self {
+        if let Err(e) = self.http.add_root_certificates_pem(pem) {
+            self.pending_error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Replaces the HTTP settings (roots, timeouts, retries) wholesale.
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
+    /// Whether to refuse tokens whose `aud` is not the requested resource
+    /// (default: on). Turn off only for resources whose tokens carry the
+    /// resource's app id instead of its URI.
+    pub fn check_audience(mut self, check: bool) -> Self {
+        self.check_audience = check;
+        self
+    }
+
+    /// Reads the names every Azure SDK uses: `AZURE_TENANT_ID` (here: the
+    /// **resource owner's** tenant), `AZURE_CLIENT_ID`, and one of
+    /// `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH` (PEM or PFX,
+    /// with `AZURE_CLIENT_CERTIFICATE_PASSWORD`), `AZURE_FEDERATED_TOKEN_FILE`;
+    /// optionally `AZURE_AUTHORITY_HOST`.
+    pub fn from_env(self) -> Self {
+        self.with_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub(crate) fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(t) = var("AZURE_TENANT_ID") {
+            self = self.resource_tenant(t);
+        }
+        if let Some(c) = var("AZURE_CLIENT_ID") {
+            self = self.client_id(c);
+        }
+        if let Some(s) = var("AZURE_CLIENT_SECRET") {
+            self = self.client_secret(s);
+        }
+        if let Some(p) = var("AZURE_CLIENT_CERTIFICATE_PATH") {
+            let password = var("AZURE_CLIENT_CERTIFICATE_PASSWORD").unwrap_or_default();
+            let lower = p.to_ascii_lowercase();
+            self = if lower.ends_with(".pfx") || lower.ends_with(".p12") {
+                self.certificate_pfx_file(p, &password)
+            } else {
+                self.certificate_pem_file(p)
+            };
+        }
+        if let Some(f) = var("AZURE_FEDERATED_TOKEN_FILE") {
+            self = self.federated_token_file(f);
+        }
+        if let Some(h) = var("AZURE_AUTHORITY_HOST") {
+            self = self.authority_host(&h);
+        }
+        self
+    }
+
+    /// Checks every value and builds the credential. No request is made.
+    pub fn build(self) -> Result<Arc<CrossTenantCredential>, Error> {
+        if let Some(e) = self.pending_error {
+            return Err(e);
+        }
+        let tenant = ResourceTenant::parse(self.tenant.as_deref().unwrap_or(""))?;
+        let client_id = self.client_id.as_deref().unwrap_or("").trim().to_string();
+        if client_id.is_empty() {
+            return Err(InvalidInput::new(
+                "client_id",
+                self.client_id.as_deref().unwrap_or(""),
+                "the partner app's client (application) id is empty; copy it from the app \
+                 registration's overview page (AZURE_CLIENT_ID)",
+            )
+            .into());
+        }
+        if !crate::tenant::is_guid(&client_id) {
+            return Err(InvalidInput::new(
+                "client_id",
+                &client_id,
+                "a client id is a GUID such as 00001111-aaaa-2222-bbbb-3333cccc4444; copy the \
+                 Application (client) ID from the app registration",
+            )
+            .into());
+        }
+        let auth = match self.auth.len() {
+            1 => self.auth.into_iter().next().ok_or_else(|| {
+                Error::from(InvalidInput::new("credential", "", "internal: no method"))
+            })?,
+            0 => {
+                return Err(InvalidInput::new(
+                    "credential",
+                    "none",
+                    "give exactly one of client_secret, certificate_pem/_pfx, \
+                     federated_token_file or client_assertion (AZURE_CLIENT_SECRET, \
+                     AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE)",
+                )
+                .into())
+            }
+            _ => {
+                let kinds: Vec<&str> = self.auth.iter().map(ClientAuth::kind).collect();
+                return Err(InvalidInput::new(
+                    "credential",
+                    &kinds.join(" + "),
+                    "give exactly one way to authenticate; remove the others (check for \
+                     several AZURE_CLIENT_* variables set at once)",
+                )
+                .into());
+            }
+        };
+        if let ClientAuth::Secret(s) = &auth {
+            if s.secret().trim().is_empty() {
+                return Err(InvalidInput::secret(
+                    "client_secret",
+                    "the client secret is empty; give the secret's value from the app \
+                     registration (Certificates & secrets)",
+                )
+                .into());
+            }
+        }
+        if let ClientAuth::AssertionFile(p) = &auth {
+            if p.as_os_str().is_empty() {
+                return Err(InvalidInput::new(
+                    "federated_token_file",
+                    "",
+                    "the path is empty; give the file the workload's token is projected to",
+                )
+                .into());
+            }
+        }
+        let cloud = self.cloud.unwrap_or(Ok(Cloud::Public))?;
+        // Fail now, not at the first request, if the HTTPS client cannot be built.
+        self.http.client_options(None)?;
+        Ok(Arc::new(CrossTenantCredential {
+            inner: Arc::new(Inner {
+                tenant,
+                client_id: client_id.to_ascii_lowercase(),
+                auth,
+                authority: cloud.authority_host(),
+                http: self.http,
+                check_audience: self.check_audience,
+                resolved: tokio::sync::OnceCell::new(),
+                cache: cache::TokenCache::default(),
+            }),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &str = "00001111-aaaa-2222-bbbb-3333cccc4444";
+
+    #[test]
+    fn bad_configuration_is_refused_at_build_naming_the_value() {
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("not a tenant")
+            .client_id(CLIENT)
+            .client_secret("s")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a tenant"), "{err}");
+
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("contoso.onmicrosoft.com")
+            .client_id("  ")
+            .client_secret("s")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_id"), "{err}");
+
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("contoso.onmicrosoft.com")
+            .client_id(CLIENT)
+            .client_secret("   ")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("client_secret") && err.contains("<redacted>"),
+            "{err}"
+        );
+
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("contoso.onmicrosoft.com")
+            .client_id(CLIENT)
+            .client_secret("s")
+            .authority_host("http://login.example.com")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://"), "{err}");
+
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("contoso.onmicrosoft.com")
+            .client_id(CLIENT)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one"), "{err}");
+
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("contoso.onmicrosoft.com")
+            .client_id(CLIENT)
+            .client_secret("s")
+            .federated_token_file("/tmp/x")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("client secret + federated token file"),
+            "{err}"
+        );
+
+        let err = CrossTenantCredential::builder()
+            .resource_tenant("contoso.onmicrosoft.com")
+            .client_id(CLIENT)
+            .certificate_pem("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PEM text"), "{err}");
+    }
+
+    #[test]
+    fn from_env_uses_the_azure_names() {
+        let vars = |name: &str| match name {
+            "AZURE_TENANT_ID" => Some("owner.onmicrosoft.com".to_string()),
+            "AZURE_CLIENT_ID" => Some(CLIENT.to_string()),
+            "AZURE_CLIENT_SECRET" => Some("s3cr3t-value".to_string()),
+            "AZURE_AUTHORITY_HOST" => Some("https://login.microsoftonline.us".to_string()),
+            _ => None,
+        };
+        let cred = CrossTenantCredential::builder()
+            .with_vars(vars)
+            .build()
+            .unwrap();
+        assert_eq!(
+            cred.resource_tenant(),
+            &ResourceTenant::Domain("owner.onmicrosoft.com".into())
+        );
+        assert_eq!(
+            cred.authority_host().as_str(),
+            "https://login.microsoftonline.us/"
+        );
+        let debug = format!("{cred:?}");
+        assert!(!debug.contains("s3cr3t-value"), "{debug}");
+        assert!(debug.contains("client secret"), "{debug}");
+    }
+}
