@@ -146,7 +146,7 @@ async fn a_role_revoked_while_the_amqp_link_is_open_stops_the_next_transfer() {
         .unwrap();
     w.sandbox.eventhubs().revoke_roles(&ns, &sp.object_id);
     let err = s.send(&reading(2)).await.unwrap_err();
-    let cause = match eventhubs_error(&err) {
+    let cause = match err.as_eventhubs().expect("an Event Hubs error") {
         EventHubsError::NotAccepted { cause, .. } => cause.as_ref(),
         other => other,
     };
@@ -296,7 +296,7 @@ async fn a_single_oversized_event_over_https_is_refused_before_any_request() {
         )
         .await
         .unwrap_err();
-    match eventhubs_error(&err) {
+    match err.as_eventhubs().expect("an Event Hubs error") {
         EventHubsError::TooLarge { index, limit, size } => {
             assert_eq!(*index, 0);
             assert_eq!(*limit, 1024 * 1024);
