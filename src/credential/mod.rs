@@ -23,7 +23,8 @@
 //! - Entra's `AADSTS…` errors become [`entra::EntraError`]s that say who must
 //!   do what;
 //! - tokens are cached per scope and refreshed ahead of expiry (see the
-//!   private `cache` module).
+//!   private `cache` module), optionally with a fleet-wide second level on
+//!   Redis (feature `redis`: [`SharedTokenCache`]).
 //!
 //! It is not an interactive or user credential, and it never falls back to
 //! another tenant.
@@ -31,6 +32,10 @@
 mod cache;
 pub mod certificate;
 pub mod entra;
+#[cfg(feature = "redis")]
+mod shared;
+#[cfg(feature = "redis")]
+pub use shared::{SharedCacheStats, SharedTokenCache};
 
 use crate::error::{chain, Error, InvalidInput};
 use crate::http::HttpSettings;
@@ -90,6 +95,8 @@ pub struct CrossTenantCredentialBuilder {
     cloud: Option<Result<Cloud, Error>>,
     http: HttpSettings,
     check_audience: bool,
+    #[cfg(feature = "redis")]
+    shared: Option<SharedTokenCache>,
 }
 
 impl std::fmt::Debug for CrossTenantCredentialBuilder {
@@ -285,6 +292,10 @@ impl CrossTenantCredentialBuilder {
         if let Some(h) = var("AZURE_AUTHORITY_HOST") {
             self = self.authority_host(&h);
         }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = SharedTokenCache::from_vars(&var) {
+            self = self.shared_cache(shared);
+        }
         self
     }
 
@@ -361,16 +372,24 @@ impl CrossTenantCredentialBuilder {
         let cloud = self.cloud.unwrap_or(Ok(Cloud::Public))?;
         // Fail now, not at the first request, if the HTTPS client cannot be built.
         self.http.client_options()?;
+        let client_id = client_id.to_ascii_lowercase();
+        #[cfg(feature = "redis")]
+        let (cache, shared) =
+            Self::open_shared(self.shared, &cloud.authority_host(), &tenant, &client_id)?;
+        #[cfg(not(feature = "redis"))]
+        let cache = cache::TokenCache::default();
         Ok(Arc::new(CrossTenantCredential {
             inner: Arc::new(Inner {
                 tenant,
-                client_id: client_id.to_ascii_lowercase(),
+                client_id,
                 auth,
                 authority: cloud.authority_host(),
                 http: self.http,
                 check_audience: self.check_audience,
                 resolved: tokio::sync::OnceCell::new(),
-                cache: cache::TokenCache::default(),
+                cache,
+                #[cfg(feature = "redis")]
+                shared,
             }),
         }))
     }
@@ -393,6 +412,8 @@ struct Inner {
     check_audience: bool,
     resolved: tokio::sync::OnceCell<Resolved>,
     cache: cache::TokenCache,
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<shared::RedisLevel>>,
 }
 
 /// Tokens from the resource owner's tenant for the partner's multi-tenant
@@ -501,6 +522,59 @@ impl CrossTenantCredential {
         self.inner
             .cache
             .invalidate(&[scope], rejected.token.secret());
+    }
+}
+
+// The fleet's shared token cache (feature `redis`): the builder method, its
+// opening at `build()` and the credential's counters. Kept in one block.
+#[cfg(feature = "redis")]
+impl CrossTenantCredentialBuilder {
+    /// Shares tokens with the other instances of the fleet through Redis, as
+    /// a second level behind the in-process cache: each token is requested
+    /// once for the fleet, sealed with the fleet's key (see
+    /// [`SharedTokenCache`] and `docs/FLEET_CACHE.md`). `from_env` turns it
+    /// on when `CROSSTENANT_REDIS_URL` is set, with `CROSSTENANT_REDIS_KEY`
+    /// (32 bytes, base64), optionally `CROSSTENANT_REDIS_OLD_KEYS`
+    /// (comma-separated) and `CROSSTENANT_REDIS_TIMEOUT_MS`.
+    ///
+    /// `build()` then reads the fleet's key check value from Redis (a short
+    /// blocking call) and fails if the key is not the fleet's; an unreachable
+    /// Redis is not an error (the credential works without it meanwhile).
+    pub fn shared_cache(mut self, shared: SharedTokenCache) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    fn open_shared(
+        shared: Option<SharedTokenCache>,
+        authority: &Url,
+        tenant: &ResourceTenant,
+        client_id: &str,
+    ) -> Result<(cache::TokenCache, Option<Arc<shared::RedisLevel>>), Error> {
+        let Some(shared) = shared else {
+            return Ok((cache::TokenCache::default(), None));
+        };
+        let identity = format!(
+            "{}\n{}\n{client_id}",
+            authority
+                .as_str()
+                .trim_end_matches('/')
+                .to_ascii_lowercase(),
+            tenant.as_str().to_ascii_lowercase()
+        );
+        let level = shared.open(&identity)?;
+        Ok((
+            cache::TokenCache::with_second_level(level.clone()),
+            Some(level),
+        ))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl CrossTenantCredential {
+    /// What the fleet's shared cache did so far (`None` without one).
+    pub fn shared_cache_stats(&self) -> Option<SharedCacheStats> {
+        self.inner.shared.as_ref().map(|s| s.stats())
     }
 }
 
