@@ -735,9 +735,14 @@ impl RedisLevel {
         // Lazy: created on the first call, inside the runtime that will
         // drive it; it connects on first use and reconnects by itself after
         // a connection error.
+        // Each call is bounded by `timeout` here, on our side; the
+        // connection's own limits are longer, so that one slow answer does
+        // not tear down the shared connection (a response timeout counts as
+        // an I/O error and reconnects), while a dead peer still gets replaced.
+        let patience = (self.timeout * 10).max(Duration::from_secs(2));
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(Some(patience))
+            .set_response_timeout(Some(patience))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
@@ -796,9 +801,9 @@ impl RedisLevel {
     }
 
     /// The stored token of `keys`, if any and if it opens. A value that
-    /// does not open or parse is counted and treated as absent (the next
-    /// store replaces it).
-    async fn read(&self, keys: &Keys) -> Result<Option<Stored>, ()> {
+    /// does not open or parse is treated as absent (the next store replaces
+    /// it), and counted and logged if `report`.
+    async fn read(&self, keys: &Keys, report: bool) -> Result<Option<Stored>, ()> {
         let key = keys.value.clone();
         let raw = self
             .call("GET", |mut c| async move {
@@ -815,7 +820,7 @@ impl RedisLevel {
             Ok(Some((plain, _))) => serde_json::from_slice::<Stored>(&plain).ok(),
             _ => None,
         };
-        if parsed.is_none() {
+        if parsed.is_none() && report {
             self.counters
                 .rejected_values
                 .fetch_add(1, Ordering::Relaxed);
@@ -846,6 +851,29 @@ impl RedisLevel {
         !refused
     }
 
+    fn hit(&self, stored: Stored, waited: bool) -> AccessToken {
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        if waited {
+            self.counters.waited.fetch_add(1, Ordering::Relaxed);
+        }
+        let expires = OffsetDateTime::from_unix_timestamp(stored.e)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        AccessToken::new(stored.t, expires)
+    }
+
+    async fn unlock(&self, keys: &Keys, fence: String) {
+        let lock = keys.lock.clone();
+        let _ = self
+            .call("EVAL unlock", |mut c| async move {
+                redis::Script::new(UNLOCK)
+                    .key(lock)
+                    .arg(fence)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+    }
+
     fn fallback(&self, fetch: TokenFuture) -> TokenFuture {
         self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
         fetch
@@ -861,18 +889,7 @@ impl RedisLevel {
         let result = fetch.await;
         match &result {
             Ok(token) => self.store(keys, fence, token).await,
-            Err(_) => {
-                let (lock, fence) = (keys.lock.clone(), fence);
-                let _ = self
-                    .call("EVAL unlock", |mut c| async move {
-                        redis::Script::new(UNLOCK)
-                            .key(lock)
-                            .arg(fence)
-                            .invoke_async::<i64>(&mut c)
-                            .await
-                    })
-                    .await;
-            }
+            Err(_) => self.unlock(keys, fence).await,
         }
         result
     }
@@ -966,23 +983,29 @@ impl RedisLevel {
         let mut delay = Duration::from_millis(5);
         let mut waited = false;
         loop {
-            match self.read(&keys).await {
+            // Report a bad value once per call, not once per poll.
+            match self.read(&keys, !waited).await {
                 Err(()) => return self.fallback(fetch).await,
                 Ok(Some(stored)) if self.usable(&keys, &stored, held) => {
-                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                    if waited {
-                        self.counters.waited.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let expires = OffsetDateTime::from_unix_timestamp(stored.e)
-                        .unwrap_or_else(|_| OffsetDateTime::now_utc());
-                    return Ok(AccessToken::new(stored.t, expires));
+                    return Ok(self.hit(stored, waited));
                 }
                 Ok(_) => {}
             }
             let fence = self.fence();
             match self.try_lock(&keys, &fence).await {
                 Err(()) => return self.fallback(fetch).await,
-                Ok(true) => return self.lead(&keys, fence, fetch).await,
+                Ok(true) => {
+                    // The previous holder may have stored the token and let
+                    // go between our look and our lock: look again first.
+                    // (A value that does not open was reported already.)
+                    if let Ok(Some(stored)) = self.read(&keys, false).await {
+                        if self.usable(&keys, &stored, held) {
+                            self.unlock(&keys, fence).await;
+                            return Ok(self.hit(stored, waited));
+                        }
+                    }
+                    return self.lead(&keys, fence, fetch).await;
+                }
                 Ok(false) => {}
             }
             if Instant::now() >= deadline {
