@@ -66,6 +66,8 @@ const CHECK_PLAINTEXT: &[u8] = b"crosstenant shared token cache key check v1";
 const MIN_REMAINING: Duration = Duration::from_secs(2);
 /// Longest pause between two looks at a value another instance is fetching.
 const MAX_POLL: Duration = Duration::from_millis(100);
+/// Failed Redis calls in a row after which Redis is skipped for a moment.
+const SKIP_AFTER_FAILURES: u64 = 3;
 /// At most one warning per this long; the rest are counted.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -343,6 +345,7 @@ impl SharedTokenCache {
             verified: AtomicU8::new(UNVERIFIED),
             verifying: tokio::sync::Mutex::new(()),
             skip_until: Mutex::new(None),
+            failures_in_row: AtomicU64::new(0),
             warned: Mutex::new(None),
             rejected: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -482,6 +485,8 @@ pub(crate) struct RedisLevel {
     verifying: tokio::sync::Mutex<()>,
     /// After a failure, Redis is skipped until then.
     skip_until: Mutex<Option<Instant>>,
+    /// Failed calls since the last call that succeeded.
+    failures_in_row: AtomicU64,
     /// When the last warning was logged, and failures since.
     warned: Mutex<Option<(Instant, u64)>>,
     /// Per value key, the SHA-256 of a token a service refused.
@@ -756,9 +761,9 @@ impl RedisLevel {
             .is_some_and(|t| Instant::now() < t)
     }
 
-    /// One Redis call, bounded by the timeout. A failure is counted, logged
-    /// (at most one warning per ten seconds) and makes the next calls skip
-    /// Redis for a moment.
+    /// One Redis call, bounded by the timeout. A failure is counted and
+    /// logged (at most one warning per ten seconds); a few in a row make the
+    /// next calls skip Redis for a moment.
     async fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, ()>
     where
         F: FnOnce(ConnectionManager) -> Fut,
@@ -766,7 +771,12 @@ impl RedisLevel {
     {
         let outcome = match self.connection() {
             Ok(c) => match tokio::time::timeout(self.timeout, f(c)).await {
-                Ok(Ok(v)) => return Ok(v),
+                Ok(Ok(v)) => {
+                    if self.failures_in_row.load(Ordering::Relaxed) != 0 {
+                        self.failures_in_row.store(0, Ordering::Relaxed);
+                    }
+                    return Ok(v);
+                }
                 Ok(Err(e)) => format!("{:?}: {}", e.kind(), e.code().unwrap_or("error")),
                 Err(_) => format!("no answer within {:?}", self.timeout),
             },
@@ -778,10 +788,16 @@ impl RedisLevel {
 
     fn failed(&self, what: &str, outcome: &str) {
         self.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-        // Skip Redis briefly so a dead or paused server costs each caller
-        // nothing rather than a timeout; the next call after that probes it.
-        let pause = (self.timeout * 5).clamp(Duration::from_millis(250), Duration::from_secs(2));
-        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + pause);
+        // After a few failures in a row, skip Redis briefly so a dead or
+        // paused server costs each caller nothing rather than a timeout; the
+        // next call after that probes it. One slow answer on a busy machine
+        // only sends its own call to Entra.
+        if self.failures_in_row.fetch_add(1, Ordering::Relaxed) + 1 >= SKIP_AFTER_FAILURES {
+            let pause =
+                (self.timeout * 5).clamp(Duration::from_millis(250), Duration::from_secs(2));
+            *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + pause);
+        }
         let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match warned.as_mut() {
@@ -1062,6 +1078,7 @@ mod tests {
             verified: AtomicU8::new(UNVERIFIED),
             verifying: tokio::sync::Mutex::new(()),
             skip_until: Mutex::new(None),
+            failures_in_row: AtomicU64::new(0),
             warned: Mutex::new(None),
             rejected: Mutex::new(HashMap::new()),
             counters: Counters::default(),
