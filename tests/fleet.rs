@@ -595,7 +595,10 @@ async fn stored_tokens_are_ciphertext_and_a_wrong_key_is_refused_and_nothing_lea
     let t = rotated.token(&scope).await.unwrap();
     rotated.invalidate(&scope, &t);
     let again = rotated.token(&scope).await.unwrap();
-    assert_ne!(again.token.secret(), t.token.secret());
+    assert!(
+        again.token.secret() != t.token.secret(),
+        "the refused token came back from Redis"
+    );
 
     let printed = format!("{a:?} {rotated:?} {:?}", shared(&redis, KEY));
     drop(_guard);
@@ -628,4 +631,60 @@ fn world_builder(world: &DemoWorld) -> crosstenant::credential::CrossTenantCrede
         .client_secret(world.client_secret())
         .authority_host(world.sandbox.authority_host().as_str())
         .root_certificates_pem(world.sandbox.ca_pem())
+}
+
+/// The fencing value: a leader whose lock expired and was taken by another
+/// instance while it waited for Entra stores nothing (the new holder will),
+/// and leaves the other's lock alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_lost_its_lock_stores_nothing() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let world = DemoWorld::start().await.expect("sandbox");
+    let slow = world.sandbox.faults();
+    slow.inject(
+        crosstenant_sandbox::faults::Service::Identity,
+        crosstenant_sandbox::faults::Fault::Delay(Duration::from_millis(1500)),
+        1,
+    );
+    let leader = credential(&world, shared(&redis, KEY).namespace("fence"));
+    let scope = format!("{API_URI}/.default");
+    let call = {
+        let (leader, scope) = (leader.clone(), scope.clone());
+        tokio::spawn(async move { leader.token(&scope).await })
+    };
+    let mut conn = redis.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lock = loop {
+        let locks: Vec<String> = redis::cmd("KEYS")
+            .arg("fence:*:lock")
+            .query(&mut conn)
+            .unwrap();
+        if let Some(l) = locks.into_iter().next() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the leader took no lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Another instance's lock now (as after an expiry and a takeover).
+    redis::cmd("SET")
+        .arg(&lock)
+        .arg("another-instance")
+        .query::<()>(&mut conn)
+        .unwrap();
+    call.await
+        .unwrap()
+        .expect("the leader's own call is answered");
+    let values: Vec<String> = redis::cmd("KEYS")
+        .arg("fence:*:token")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        values.is_empty(),
+        "a leader without its lock stored {values:?}"
+    );
+    let holder: String = redis::cmd("GET").arg(&lock).query(&mut conn).unwrap();
+    assert_eq!(holder, "another-instance");
+    assert_eq!(leader.shared_cache_stats().unwrap().stores, 0);
 }

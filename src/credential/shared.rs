@@ -1111,6 +1111,31 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_token_is_taken_only_before_the_fleet_refresh_point_and_if_newer() {
+        let a = level(&[[1; 32]]);
+        let keys = a.keys("s");
+        let now = OffsetDateTime::now_utc();
+        let stored = |expires_in: i64, refresh_in: i64| Stored {
+            t: "token-a".into(),
+            e: now.unix_timestamp() + expires_in,
+            r: now.unix_timestamp() + refresh_in,
+        };
+        let held = |s: &Stored| Some(OffsetDateTime::from_unix_timestamp(s.e).unwrap());
+        let fresh = stored(3600, 3000);
+        assert!(a.usable(&keys, &fresh, None));
+        // A refresh wants a newer token than the one it holds.
+        assert!(!a.usable(&keys, &fresh, held(&fresh)));
+        assert!(a.usable(&keys, &fresh, held(&stored(1800, 900))));
+        // Past the fleet's refresh point: time to refresh for the fleet.
+        assert!(!a.usable(&keys, &stored(500, -1), None));
+        // Nearly expired.
+        assert!(!a.usable(&keys, &stored(1, 1), None));
+        // A token a service refused is not taken again.
+        a.forget("s", "token-a");
+        assert!(!a.usable(&keys, &fresh, None));
+    }
+
+    #[test]
     fn keys_hash_the_identity_and_scope_and_show_neither() {
         let a = level(&[[1; 32]]);
         let k = a.keys("api://client7/.default");
