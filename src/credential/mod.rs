@@ -296,6 +296,10 @@ impl CrossTenantCredentialBuilder {
         if let Some(shared) = SharedTokenCache::from_vars(&var) {
             self = self.shared_cache(shared);
         }
+        #[cfg(not(feature = "redis"))]
+        if var("CROSSTENANT_REDIS_URL").is_some() {
+            tracing::warn!("CROSSTENANT_REDIS_URL is set but crosstenant was built without its `redis` feature: no shared token cache");
+        }
         self
     }
 

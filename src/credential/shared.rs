@@ -1147,6 +1147,28 @@ mod tests {
     }
 
     #[test]
+    fn from_env_turns_the_shared_cache_on_and_checks_its_key() {
+        let vars = |name: &str| {
+            match name {
+                "AZURE_TENANT_ID" => Some("72f988bf-86f1-41af-91ab-2d7cd011db47"),
+                "AZURE_CLIENT_ID" => Some("00001111-aaaa-2222-bbbb-3333cccc4444"),
+                "AZURE_CLIENT_SECRET" => Some("s"),
+                ENV_URL => Some("redis://127.0.0.1:1"),
+                ENV_KEY => Some("bm90IDMyIGJ5dGVz"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        let err = crate::CrossTenantCredential::builder()
+            .with_vars(vars)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(ENV_KEY) && err.contains("12 bytes"), "{err}");
+        assert!(!err.contains("bm90IDMyIGJ5dGVz"), "{err}");
+    }
+
+    #[test]
     fn keys_are_checked_and_never_printed() {
         let err = SharedTokenCache::redis("redis://127.0.0.1:1")
             .key_base64("c2hvcnQ=")
