@@ -688,3 +688,33 @@ async fn a_leader_that_lost_its_lock_stores_nothing() {
     assert_eq!(holder, "another-instance");
     assert_eq!(leader.shared_cache_stats().unwrap().stores, 0);
 }
+
+/// A key that could not be checked at `build()` (Redis not answering) is
+/// checked when Redis answers; a wrong one keeps the shared level off (calls
+/// go to Entra) instead of reading or writing the fleet's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_found_after_start_keeps_the_shared_level_off() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let world = DemoWorld::start().await.expect("sandbox");
+    let scope = format!("{API_URI}/.default");
+    let fleet = credential(&world, shared(&redis, KEY));
+    fleet.token(&scope).await.unwrap();
+    redis.pause();
+    let late = credential(&world, shared(&redis, OTHER_KEY));
+    redis.resume();
+    for _ in 0..2 {
+        let before = token_requests(&world);
+        late.token(&scope).await.expect("answered from Entra");
+        assert_eq!(token_requests(&world) - before, 1);
+        late.invalidate(&scope, &late.token(&scope).await.unwrap());
+    }
+    let stats = late.shared_cache_stats().unwrap();
+    assert_eq!(
+        (stats.hits, stats.stores, stats.leads),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.fallbacks >= 2, "{stats:?}");
+}
