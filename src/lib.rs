@@ -62,6 +62,7 @@
 //! |---|---|---|
 //! | `amqp` | yes | Event Hubs over AMQP (azure_messaging_eventhubs) |
 //! | `https` | yes | Event Hubs over the HTTPS REST API |
+//! | `redis` | no | a fleet-wide shared token cache on Redis, behind the in-process one (`credential::SharedTokenCache`; see `docs/FLEET_CACHE.md`) |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

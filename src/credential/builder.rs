@@ -24,6 +24,8 @@ pub struct CrossTenantCredentialBuilder {
     cloud: Option<Result<Cloud, Error>>,
     http: HttpSettings,
     check_audience: bool,
+    #[cfg(feature = "redis")]
+    shared: Option<super::SharedTokenCache>,
 }
 
 impl std::fmt::Debug for CrossTenantCredentialBuilder {
@@ -227,6 +229,14 @@ impl CrossTenantCredentialBuilder {
         if let Some(h) = var("AZURE_AUTHORITY_HOST") {
             self = self.authority_host(&h);
         }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = super::SharedTokenCache::from_vars(&var) {
+            self = self.shared_cache(shared);
+        }
+        #[cfg(not(feature = "redis"))]
+        if var("CROSSTENANT_REDIS_URL").is_some() {
+            tracing::warn!("CROSSTENANT_REDIS_URL is set but crosstenant was built without its `redis` feature: no shared token cache");
+        }
         self
     }
 
@@ -303,18 +313,72 @@ impl CrossTenantCredentialBuilder {
         let cloud = self.cloud.unwrap_or(Ok(Cloud::Public))?;
         // Fail now, not at the first request, if the HTTPS client cannot be built.
         self.http.client_options(None)?;
+        let client_id = client_id.to_ascii_lowercase();
+        #[cfg(feature = "redis")]
+        let (cache, shared) =
+            Self::open_shared(self.shared, &cloud.authority_host(), &tenant, &client_id)?;
+        #[cfg(not(feature = "redis"))]
+        let cache = cache::TokenCache::default();
         Ok(Arc::new(CrossTenantCredential {
             inner: Arc::new(Inner {
                 tenant,
-                client_id: client_id.to_ascii_lowercase(),
+                client_id,
                 auth,
                 authority: cloud.authority_host(),
                 http: self.http,
                 check_audience: self.check_audience,
                 resolved: tokio::sync::OnceCell::new(),
-                cache: cache::TokenCache::default(),
+                cache,
+                #[cfg(feature = "redis")]
+                shared,
             }),
         }))
+    }
+}
+
+// The fleet's shared token cache (feature `redis`): the builder method and
+// its opening at `build()`. Kept in one block.
+#[cfg(feature = "redis")]
+impl CrossTenantCredentialBuilder {
+    /// Shares tokens with the other instances of the fleet through Redis, as
+    /// a second level behind the in-process cache: each token is requested
+    /// once for the fleet, sealed with the fleet's key (see
+    /// [`SharedTokenCache`](super::SharedTokenCache) and
+    /// `docs/FLEET_CACHE.md`). `from_env` turns it on when
+    /// `CROSSTENANT_REDIS_URL` is set, with `CROSSTENANT_REDIS_KEY` (32
+    /// bytes, base64), optionally `CROSSTENANT_REDIS_OLD_KEYS`
+    /// (comma-separated) and `CROSSTENANT_REDIS_TIMEOUT_MS`.
+    ///
+    /// `build()` then reads the fleet's key check value from Redis (a short
+    /// blocking call) and fails if the key is not the fleet's; an unreachable
+    /// Redis is not an error (the credential works without it meanwhile).
+    pub fn shared_cache(mut self, shared: super::SharedTokenCache) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    fn open_shared(
+        shared: Option<super::SharedTokenCache>,
+        authority: &url::Url,
+        tenant: &ResourceTenant,
+        client_id: &str,
+    ) -> Result<(cache::TokenCache, Option<Arc<super::shared::RedisLevel>>), Error> {
+        let Some(shared) = shared else {
+            return Ok((cache::TokenCache::default(), None));
+        };
+        let identity = format!(
+            "{}\n{}\n{client_id}",
+            authority
+                .as_str()
+                .trim_end_matches('/')
+                .to_ascii_lowercase(),
+            tenant.as_str().to_ascii_lowercase()
+        );
+        let level = shared.open(&identity)?;
+        Ok((
+            cache::TokenCache::with_second_level(level.clone()),
+            Some(level),
+        ))
     }
 }
 

@@ -24,12 +24,16 @@
 //!   exactly that;
 //! - **failures never strand a valid token**: if a refresh fails, the current
 //!   token is served until it expires, and the next attempt waits for a short
-//!   backoff instead of every caller hammering the token endpoint.
+//!   backoff instead of every caller hammering the token endpoint;
+//! - **an optional second level** ([`SecondLevel`], the fleet's shared cache
+//!   with feature `redis`) is asked on misses and refreshes only, never on
+//!   the hot path.
 
 use crate::error::Error;
 use azure_core::credentials::AccessToken;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -60,6 +64,29 @@ struct Entry {
 /// cost a quarter of a cached `get_token`).
 type Entries = HashMap<Box<str>, Arc<Entry>, rustc_hash::FxBuildHasher>;
 
+/// A token request not yet started, handed to the second level.
+pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, Error>> + Send>>;
+
+/// A cache shared beyond this process (the fleet's, on Redis), behind this
+/// one: asked on misses and refreshes instead of going straight to Entra.
+#[async_trait::async_trait]
+pub(crate) trait SecondLevel: Send + Sync {
+    /// A token for `scope` newer than `held` (the expiry of the token this
+    /// process holds, if any): from the shared level, or from `fetch` (once
+    /// for the fleet), then shared. Must never fail for its own sake: when
+    /// the shared level fails, `fetch` decides.
+    async fn obtain(
+        &self,
+        scope: &str,
+        held: Option<azure_core::time::OffsetDateTime>,
+        fetch: TokenFuture,
+    ) -> Result<AccessToken, Error>;
+
+    /// A service refused `rejected` for `scope`: never take it from the
+    /// shared level again.
+    fn forget(&self, scope: &str, rejected: &str);
+}
+
 /// Per-scope token cache; see the module docs.
 #[derive(Default)]
 pub(crate) struct TokenCache {
@@ -71,6 +98,7 @@ pub(crate) struct TokenCache {
     /// scope (an Event Hubs sender's, an API's), and the hot path finds it
     /// here with one comparison: no map lock, no hashing.
     primary: OnceLock<Arc<Entry>>,
+    second: Option<Arc<dyn SecondLevel>>,
 }
 
 fn lookup<'a>(entries: &'a Entries, scopes: &[&str]) -> Option<&'a Arc<Entry>> {
@@ -97,6 +125,39 @@ fn remaining_of(token: &AccessToken) -> Duration {
 }
 
 impl TokenCache {
+    /// A cache with a second level behind it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn with_second_level(second: Arc<dyn SecondLevel>) -> Self {
+        Self {
+            second: Some(second),
+            ..Self::default()
+        }
+    }
+
+    /// `fetch`, through the second level if there is one.
+    async fn load<F, Fut>(
+        second: Option<&Arc<dyn SecondLevel>>,
+        entry: &Entry,
+        fetch: F,
+    ) -> Result<AccessToken, Error>
+    where
+        F: FnOnce(String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
+    {
+        let Some(second) = second else {
+            return fetch(entry.scope.to_string()).await;
+        };
+        let held = entry
+            .slot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.token.expires_on);
+        second
+            .obtain(&entry.scope, held, Box::pin(fetch(entry.scope.to_string())))
+            .await
+    }
+
     fn entry(&self, scopes: &[&str]) -> Arc<Entry> {
         {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
@@ -154,6 +215,9 @@ impl TokenCache {
     pub(crate) fn invalidate(&self, scopes: &[&str], rejected: &str) -> bool {
         let entry = self.entry(scopes);
         let mut slot = entry.slot.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(second) = &self.second {
+            second.forget(&entry.scope, rejected);
+        }
         if slot
             .as_ref()
             .is_some_and(|c| c.token.token.secret() == rejected)
@@ -181,7 +245,7 @@ impl TokenCache {
                 if now < c.usable_until {
                     let token = c.token.clone();
                     drop(slot);
-                    Self::refresh_in_background(&entry, now, fetch);
+                    Self::refresh_in_background(&entry, now, self.second.clone(), fetch);
                     return Ok(token);
                 }
                 // Past its serving window, but a refresh just failed and is
@@ -191,7 +255,7 @@ impl TokenCache {
                 }
             }
         }
-        Self::fetch_in_flight(&entry, fetch).await
+        Self::fetch_in_flight(&entry, self.second.as_ref(), fetch).await
     }
 
     fn backing_off(entry: &Entry, now: Instant) -> bool {
@@ -217,8 +281,12 @@ impl TokenCache {
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + backoff);
     }
 
-    fn refresh_in_background<F, Fut>(entry: &Arc<Entry>, now: Instant, fetch: F)
-    where
+    fn refresh_in_background<F, Fut>(
+        entry: &Arc<Entry>,
+        now: Instant,
+        second: Option<Arc<dyn SecondLevel>>,
+        fetch: F,
+    ) where
         F: FnOnce(String) -> Fut + Send + 'static,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
     {
@@ -244,7 +312,7 @@ impl TokenCache {
                 slot.as_ref().is_none_or(|c| Instant::now() >= c.refresh_at)
             };
             if still_due {
-                match fetch(entry.scope.to_string()).await {
+                match Self::load(second.as_ref(), &entry, fetch).await {
                     Ok(token) => Self::store(&entry, token),
                     Err(err) => {
                         // Keep serving the current token; try again after a
@@ -258,7 +326,11 @@ impl TokenCache {
         });
     }
 
-    async fn fetch_in_flight<F, Fut>(entry: &Arc<Entry>, fetch: F) -> Result<AccessToken, Error>
+    async fn fetch_in_flight<F, Fut>(
+        entry: &Arc<Entry>,
+        second: Option<&Arc<dyn SecondLevel>>,
+        fetch: F,
+    ) -> Result<AccessToken, Error>
     where
         F: FnOnce(String) -> Fut + Send + 'static,
         Fut: Future<Output = Result<AccessToken, Error>> + Send + 'static,
@@ -282,7 +354,7 @@ impl TokenCache {
                 }
             }
         }
-        let result = fetch(entry.scope.to_string()).await;
+        let result = Self::load(second, entry, fetch).await;
         let attempt = entry.attempts.fetch_add(1, Ordering::AcqRel) + 1;
         match result {
             Ok(token) => {

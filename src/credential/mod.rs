@@ -34,7 +34,8 @@
 //! `answer` (reading Entra's answer: the token's checks, the errors),
 //! `assertion` (certificates, token files and callbacks as client
 //! assertions), `cache` (tokens per scope, refresh ahead of expiry),
-//! `source` (the seam every client gets tokens through).
+//! `source` (the seam every client gets tokens through), `shared` (the
+//! fleet's second-level cache on Redis, feature `redis`).
 
 mod answer;
 mod assertion;
@@ -46,7 +47,11 @@ pub mod entra;
 #[cfg(test)]
 mod fake;
 mod request;
+#[cfg(feature = "redis")]
+mod shared;
 mod source;
+#[cfg(feature = "redis")]
+pub use shared::{SharedCacheStats, SharedTokenCache};
 
 use crate::error::{Error, InvalidInput};
 use crate::http::HttpSettings;
@@ -77,6 +82,8 @@ struct Inner {
     check_audience: bool,
     resolved: tokio::sync::OnceCell<Resolved>,
     cache: cache::TokenCache,
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<shared::RedisLevel>>,
 }
 
 /// Tokens from the resource owner's tenant for the partner's multi-tenant
@@ -223,5 +230,13 @@ impl Inner {
                 Ok::<_, Error>(Resolved { tenant_id, options })
             })
             .await
+    }
+}
+
+#[cfg(feature = "redis")]
+impl CrossTenantCredential {
+    /// What the fleet's shared cache did so far (`None` without one).
+    pub fn shared_cache_stats(&self) -> Option<SharedCacheStats> {
+        self.inner.shared.as_ref().map(|s| s.stats())
     }
 }
