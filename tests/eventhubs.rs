@@ -9,7 +9,7 @@ mod common;
 use common::{eventhubs_namespace, sender, world};
 use crosstenant::eventhubs::{Event, EventHubSender, EventHubsError, SendOptions, Transport};
 use crosstenant::Error;
-use crosstenant_sandbox::eventhubs::{partition_for_key, Protocol};
+use crosstenant_sandbox::eventhubs::{partition_for_key, Protocol, UnauthorizedForm};
 use crosstenant_sandbox::faults::{Fault, Service};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -506,7 +506,20 @@ impl azure_core::credentials::TokenCredential for StaleFirst {
 
 #[tokio::test]
 async fn an_expired_token_over_https_gets_one_refresh_and_one_retry() {
+    // 40106 in the XML body: `<Error><Code>401</Code><Detail>SubCode=40106…`.
+    expired_token_gets_one_refresh_and_one_retry(UnauthorizedForm::XmlBody).await;
+}
+
+#[tokio::test]
+async fn an_expired_token_named_only_in_the_reason_phrase_gets_one_refresh_and_one_retry() {
+    // `HTTP/1.1 401 SubCode=40106: …` with an empty body, the form the seed
+    // shows for 40100: the sub-code must be read from the status line.
+    expired_token_gets_one_refresh_and_one_retry(UnauthorizedForm::ReasonPhrase).await;
+}
+
+async fn expired_token_gets_one_refresh_and_one_retry(form: UnauthorizedForm) {
     let w = world().await;
+    w.sandbox.eventhubs().set_unauthorized_form(form);
     let ns = eventhubs_namespace(&w);
     let sp = w
         .sandbox
