@@ -222,7 +222,9 @@ struct Inner {
     api_audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway_secs: i64,
-    header: RwLock<HeaderName>,
+    /// The header, and its name as configured (for messages: `HeaderName`
+    /// lowercases).
+    header: RwLock<(HeaderName, Arc<str>)>,
     realm: String,
     route_param: String,
     api_roles: [String; 2],
@@ -487,7 +489,7 @@ impl ValidatorBuilder {
                 api_audiences: self.api_audiences,
                 algorithms: self.algorithms,
                 leeway_secs: self.leeway.as_secs().min(i64::MAX as u64) as i64,
-                header: RwLock::new(header),
+                header: RwLock::new((header, self.header.as_str().into())),
                 realm: self.realm,
                 route_param: self.route_param,
                 api_roles: self.api_roles,
@@ -556,6 +558,17 @@ impl Validator {
             .header
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The header's name as configured (`X-Secondary-Token`), for messages.
+    fn secondary_token_header_text(&self) -> Arc<str> {
+        self.inner
+            .header
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
             .clone()
     }
 
@@ -566,7 +579,7 @@ impl Validator {
                 "{name:?} is not a valid header name; give one like X-Secondary-Token"
             ))
         })?;
-        *self.inner.header.write().unwrap_or_else(|e| e.into_inner()) = h;
+        *self.inner.header.write().unwrap_or_else(|e| e.into_inner()) = (h, name.into());
         Ok(())
     }
 
@@ -682,7 +695,7 @@ impl Validator {
                 caller: caller_id,
                 client: client.name.clone(),
                 audience: client.audiences[0].clone(),
-                header: self.secondary_token_header().to_string(),
+                header: self.secondary_token_header_text().to_string(),
             });
         };
         // A `Bearer ` prefix is tolerated: some clients send it.
@@ -705,7 +718,7 @@ impl Validator {
             });
         }
         let role = inner.client_roles[access.index()].replace("{client}", &client.name);
-        if !b.roles.iter().any(|r| *r == role) {
+        if !b.roles.contains(&role) {
             return Err(Refusal::SecondaryLacksClientRole {
                 client: client.name.clone(),
                 caller: caller_id,
