@@ -156,9 +156,19 @@ struct MetaInner {
 
 struct TenantKeys {
     keys: RwLock<KeyMap>,
-    /// When the last fetch was attempted; held across a fetch, so concurrent
-    /// lookups of unknown kids wait for one fetch instead of starting many.
-    gate: tokio::sync::Mutex<Option<Instant>>,
+    /// Held across a fetch, so concurrent lookups wait for one fetch
+    /// instead of starting many.
+    gate: tokio::sync::Mutex<Gate>,
+}
+
+/// When fetches were last attempted.
+#[derive(Default)]
+struct Gate {
+    /// Any fetch: bounds the retries while no keys are held.
+    any: Option<Instant>,
+    /// A fetch for an unknown `kid`: bounds what forged `kid`s can cause,
+    /// apart from routine fetches, so a rotation right after one is seen.
+    unknown_kid: Option<Instant>,
 }
 
 impl TenantKeys {
@@ -224,9 +234,12 @@ impl HttpsMetadataBuilder {
         Ok(self)
     }
 
-    /// The shortest time between two fetches for one tenant (default 5
-    /// minutes, as Microsoft.IdentityModel's `RefreshInterval`): bounds the
-    /// re-fetches a flood of unknown `kid`s can cause.
+    /// The shortest time between two fetches caused by unknown `kid`s for
+    /// one tenant, and between two attempts while no keys are held (default
+    /// 5 minutes, as Microsoft.IdentityModel's `RefreshInterval`): bounds
+    /// what a flood of forged `kid`s, or an outage at start-up, can cause.
+    /// The first unknown `kid` after a routine fetch is fetched at once, so
+    /// a key rotation is seen without delay.
     pub fn min_refresh_interval(mut self, d: Duration) -> Self {
         self.min_refresh = d;
         self
@@ -268,7 +281,7 @@ impl HttpsMetadataBuilder {
                     t,
                     TenantKeys {
                         keys: RwLock::new(Arc::new(HashMap::new())),
-                        gate: tokio::sync::Mutex::new(None),
+                        gate: tokio::sync::Mutex::new(Gate::default()),
                     },
                 )
             })
@@ -320,7 +333,7 @@ impl HttpsMetadata {
                 continue;
             };
             let mut gate = t.gate.lock().await;
-            *gate = Some(Instant::now());
+            gate.any = Some(Instant::now());
             if let Err(e) = self.inner.fetch_into(tenant, t).await {
                 first_error.get_or_insert(e);
             }
@@ -356,7 +369,7 @@ impl HttpsMetadata {
                 let mut all_ok = true;
                 for (tenant, t) in &inner.tenants {
                     let mut gate = t.gate.lock().await;
-                    *gate = Some(Instant::now());
+                    gate.any = Some(Instant::now());
                     if let Err(e) = inner.fetch_into(tenant, t).await {
                         // An outage: keep serving with the keys held, and
                         // try again sooner than the routine interval.
@@ -445,18 +458,22 @@ impl KeySource for HttpsMetadata {
                 return Ok(k);
             }
             let now = Instant::now();
-            if let Some(last) = *gate {
-                if now.duration_since(last) < self.inner.min_refresh {
-                    return Err(if t.is_empty() {
-                        KeyError::Unavailable(
-                            "no signing keys are held and the last fetch failed recently".into(),
-                        )
-                    } else {
-                        KeyError::Unknown
-                    });
-                }
+            let recent = |at: Option<Instant>| {
+                at.is_some_and(|at| now.duration_since(at) < self.inner.min_refresh)
+            };
+            let empty = t.is_empty();
+            if empty && recent(gate.any) {
+                return Err(KeyError::Unavailable(
+                    "no signing keys are held and the last fetch failed moments ago".into(),
+                ));
             }
-            *gate = Some(now);
+            if !empty && recent(gate.unknown_kid) {
+                return Err(KeyError::Unknown);
+            }
+            gate.any = Some(now);
+            if !empty {
+                gate.unknown_kid = Some(now);
+            }
             if let Err(e) = self.inner.fetch_into(tenant, t).await {
                 tracing::warn!(tenant = %tenant, error = %e, "signing key fetch failed; keeping the keys held");
                 if t.is_empty() {
