@@ -361,7 +361,8 @@ async fn each_bad_caller_token_is_a_401_with_a_challenge() {
         .unwrap_err();
     assert_eq!(r, Refusal::NoCallerToken);
 
-    let cases: Vec<(&str, String, fn(&TokenProblem) -> bool)> = vec![
+    type Expect = fn(&TokenProblem) -> bool;
+    let cases: Vec<(&str, String, Expect)> = vec![
         ("the secondary token as caller token", b.clone(), |p| {
             matches!(p, TokenProblem::WrongAudience { .. })
         }),
