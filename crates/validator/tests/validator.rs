@@ -753,3 +753,81 @@ async fn the_verified_token_cache_still_checks_lifetime_roles_and_audience() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn keys_come_only_from_an_https_jwks_uri_and_an_empty_jwks_replaces_nothing() {
+    use std::sync::atomic::Ordering;
+    let idp = MetadataServer::start().await;
+    let tid = "tenant-jwks";
+    let a = idp.sign(&idp.claims(false, tid, "api://api", "xyz-app", &["API.Read"]));
+
+    idp.state().plain_jwks_uri.store(true, Ordering::SeqCst);
+    let v = idp.builder(tid).build().unwrap();
+    let r = check(&v, &a, None, "clientXYZ", Access::Read)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&r, Refusal::CallerToken(TokenProblem::KeysUnavailable(why)) if why.contains("not https")),
+        "{r}"
+    );
+    assert_eq!(
+        idp.jwks_requests(),
+        0,
+        "keys were read from an http jwks_uri"
+    );
+    idp.state().plain_jwks_uri.store(false, Ordering::SeqCst);
+
+    let v = idp
+        .builder(tid)
+        .key_refresh_interval(Duration::from_millis(100))
+        .min_key_refresh_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    check(&v, &a, None, "clientXYZ", Access::Read)
+        .await
+        .unwrap();
+    idp.state().empty_jwks.store(true, Ordering::SeqCst);
+    let before = idp.jwks_requests();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while idp.jwks_requests() < before + 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("no refresh ran");
+    check(&v, &a, None, "clientXYZ", Access::Read)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_verified_again_once_its_key_is_gone() {
+    use crosstenant_validator::keys::StaticJwks;
+    let idp = MetadataServer::start().await;
+    let tid = "tenant-static";
+    let jwks = serde_json::to_value(idp.issuer.jwks()).unwrap();
+    let keys = std::sync::Arc::new(StaticJwks::new(&jwks));
+    let v = idp
+        .builder(tid)
+        .key_source(keys.clone())
+        .verified_token_cache(true)
+        .build()
+        .unwrap();
+    let a = idp.sign(&idp.claims(false, tid, "api://api", "xyz-app", &["API.Read"]));
+    check(&v, &a, None, "clientXYZ", Access::Read)
+        .await
+        .unwrap();
+    check(&v, &a, None, "clientXYZ", Access::Read)
+        .await
+        .unwrap();
+    // The key leaves the key set: the remembered token is not trusted.
+    keys.replace(&json!({ "keys": [] }));
+    let r = check(&v, &a, None, "clientXYZ", Access::Read)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(r, Refusal::CallerToken(TokenProblem::UnknownKey { .. })),
+        "{r}"
+    );
+    assert_eq!(idp.metadata_requests(), 0, "a static key source fetched");
+}

@@ -178,6 +178,10 @@ pub struct MetaState {
     pub v1_metadata_requests: AtomicU64,
     pub jwks_requests: AtomicU64,
     pub down: AtomicBool,
+    /// Publish `http://` as the `jwks_uri`.
+    pub plain_jwks_uri: AtomicBool,
+    /// Serve a JWKS without keys.
+    pub empty_jwks: AtomicBool,
 }
 
 async fn metadata(
@@ -193,9 +197,14 @@ async fn metadata(
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
+    let scheme = if st.plain_jwks_uri.load(Ordering::SeqCst) {
+        "http"
+    } else {
+        "https"
+    };
     Json(json!({
         "issuer": format!("https://{host}/{tenant}/v2.0"),
-        "jwks_uri": format!("https://{host}/{tenant}/discovery/v2.0/keys"),
+        "jwks_uri": format!("{scheme}://{host}/{tenant}/discovery/v2.0/keys"),
     }))
     .into_response()
 }
@@ -214,6 +223,9 @@ async fn jwks(State(st): State<Arc<MetaState>>) -> Response {
     if st.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
+    if st.empty_jwks.load(Ordering::SeqCst) {
+        return Json(json!({ "keys": [] })).into_response();
+    }
     Json(st.issuer.jwks()).into_response()
 }
 
@@ -227,6 +239,8 @@ impl MetadataServer {
             v1_metadata_requests: AtomicU64::new(0),
             jwks_requests: AtomicU64::new(0),
             down: AtomicBool::new(false),
+            plain_jwks_uri: AtomicBool::new(false),
+            empty_jwks: AtomicBool::new(false),
         });
         let router = Router::new()
             .route(
@@ -262,6 +276,10 @@ impl MetadataServer {
 
     pub fn metadata_requests(&self) -> u64 {
         self.state.metadata_requests.load(Ordering::SeqCst)
+    }
+
+    pub fn state(&self) -> &MetaState {
+        &self.state
     }
 
     pub fn set_down(&self, down: bool) {
