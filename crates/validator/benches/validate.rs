@@ -13,12 +13,13 @@
 //! machine are noise. The ratio is printed from interleaved rounds so that a
 //! noisy neighbour slows both sides alike.
 
-use criterion::{black_box, criterion_group, Criterion};
+use criterion::{criterion_group, Criterion};
 use crosstenant_sandbox::demo::{DemoWorld, API_URI};
 use crosstenant_sandbox::jwt::{now_secs, AccessClaims};
 use crosstenant_validator::{Access, Client, Cloud, Validator};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 struct Setup {
