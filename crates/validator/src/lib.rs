@@ -47,7 +47,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `axum` feature, [`axum`] offers an extractor and a
+//! With the `axum` feature, the `axum` module offers an extractor and a
 //! middleware. Without it, [`Refusal::to_response`] gives the answer for any
 //! server built on the `http` crate.
 
