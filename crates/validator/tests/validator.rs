@@ -831,3 +831,51 @@ async fn a_remembered_token_is_verified_again_once_its_key_is_gone() {
     );
     assert_eq!(idp.metadata_requests(), 0, "a static key source fetched");
 }
+
+#[tokio::test]
+async fn the_sandbox_api_reads_its_keys_from_the_identity_providers_metadata_over_https() {
+    let world = World::start().await;
+    let (a, b) = (world.caller_token().await, world.secondary_token().await);
+    let stats = world.w.sandbox.identity().stats();
+    let before = stats.discovery_requests();
+    let ca = reqwest::Certificate::from_pem(world.w.sandbox.ca_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_merge([ca])
+        .build()
+        .unwrap();
+    let url = format!("{}api/clientXYZ/data", world.w.sandbox.api().url());
+    for _ in 0..3 {
+        let resp = http
+            .get(&url)
+            .bearer_auth(&a)
+            .header("X-Secondary-Token", &b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // One fetch of the OpenID configuration (then the JWKS) for three calls.
+    assert_eq!(stats.discovery_requests() - before, 1);
+    // A token the sandbox's own signer never made: refused by the same
+    // validator, with its reason.
+    let forged = crosstenant_sandbox::jwt::TokenIssuer::new()
+        .unwrap()
+        .sign(&payload(&b))
+        .unwrap();
+    let resp = http
+        .get(&url)
+        .bearer_auth(&a)
+        .header("X-Secondary-Token", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert!(
+        body["ForbidReason"]
+            .as_str()
+            .unwrap()
+            .contains("signature is invalid"),
+        "{body}"
+    );
+}
