@@ -271,6 +271,7 @@ fn per_call(
             .sandbox
             .issuer()
             .set_verified_token_cache(verified_cache);
+        world.sandbox.api().set_verified_token_cache(verified_cache);
         let server = if verified_cache {
             "server remembers verified tokens"
         } else {
@@ -331,6 +332,7 @@ fn per_call(
         );
     }
     world.sandbox.issuer().set_verified_token_cache(true);
+    world.sandbox.api().set_verified_token_cache(true);
     cached_lookup_with_many_scopes(c, rt, world, credential);
 }
 

@@ -16,10 +16,16 @@
 //! `{clientId}` is the client's name (`clientXYZ`, from `api://clientXYZ`) or
 //! its application id.
 //!
-//! Every request is checked in this order:
+//! The checks are `crosstenant-validator`'s, the same implementation
+//! resource owners deploy: the API reads the signing keys the way a real API
+//! does, from the identity provider's OpenID configuration and JWKS over
+//! HTTPS (trusting the sandbox CA), with the validator's cache and its
+//! bounded re-fetch for unknown `kid`s. Every request is checked in this
+//! order:
 //! 1. the API token (`Authorization: Bearer`): signature against the JWKS,
-//!    issuer, audience (the API), lifetime (no skew), issued by the API's
-//!    tenant — else `401` with a `WWW-Authenticate` challenge;
+//!    issuer, audience (the API), lifetime (no skew), app-only, issued by the
+//!    API's tenant — else `401` with a `WWW-Authenticate` challenge; then the
+//!    client in the path must be known — else `404`;
 //! 2. the API role the method needs (`API.Read` for GET, `API.Write` for
 //!    PUT) — else `403`;
 //! 3. if the caller *is* the client in the path (`appid` = the client's app
@@ -42,7 +48,6 @@
 
 use super::directory::{AppRegistration, DirectoryError};
 use super::faults::{Fault, Service};
-use super::jwt::{AccessClaims, TokenRejection};
 use super::Shared;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -50,10 +55,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use crosstenant_validator::{Authorized, Claims, Client, Cloud, Refusal, Validator};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 /// The API role for reading.
 pub const API_READ: &str = "API.Read";
@@ -125,20 +132,19 @@ impl ApiStats {
     }
 }
 
-/// The API's own registration.
+/// The API's own registration, and the validator built for it.
 #[derive(Debug, Clone)]
 struct ApiConfig {
     app_id: String,
     tenant_id: String,
-    audiences: Vec<String>,
+    validator: Validator,
 }
 
-/// A client of the API.
+/// A client of the API and its document.
 #[derive(Debug)]
 struct ClientEntry {
     name: String,
     app_id: String,
-    audiences: Vec<String>,
     data: Mutex<Value>,
 }
 
@@ -148,6 +154,10 @@ struct ApiState {
     /// By name and by application id.
     clients: RwLock<HashMap<String, Arc<ClientEntry>>>,
     header: RwLock<String>,
+    /// Whether the validator remembers verified tokens.
+    verified_cache: std::sync::atomic::AtomicBool,
+    /// Where the validator fetches the identity provider's metadata.
+    authority_host: url::Url,
     stats: Arc<ApiStats>,
 }
 
@@ -172,13 +182,17 @@ fn no_api() -> DirectoryError {
 
 impl AggregatorApi {
     /// Starts the API's HTTPS listener. It refuses every call until
-    /// [`register_api`](Self::register_api) names its registration.
-    pub async fn start(shared: &Shared) -> std::io::Result<Self> {
+    /// [`register_api`](Self::register_api) names its registration. Tokens
+    /// are verified with keys fetched from the identity provider at
+    /// `authority_host` over HTTPS.
+    pub async fn start(shared: &Shared, authority_host: url::Url) -> std::io::Result<Self> {
         let state = Arc::new(ApiState {
             shared: shared.clone(),
             config: RwLock::new(None),
             clients: RwLock::new(HashMap::new()),
             header: RwLock::new(SECONDARY_TOKEN_HEADER.to_string()),
+            verified_cache: std::sync::atomic::AtomicBool::new(true),
+            authority_host,
             stats: Arc::new(ApiStats::default()),
         });
         let router = Router::new()
@@ -212,6 +226,25 @@ impl AggregatorApi {
     /// Reads the secondary token from `name` instead of `X-Secondary-Token`.
     pub fn set_secondary_token_header(&self, name: &str) {
         *self.state.header.write().unwrap_or_else(|e| e.into_inner()) = name.to_string();
+        if let Some(config) = self.config() {
+            if let Err(e) = config.validator.set_secondary_token_header(name) {
+                tracing::warn!(error = %e, "the secondary token header was not changed");
+            }
+        }
+    }
+
+    /// Whether the API remembers verified tokens (on by default): a resource
+    /// server verifies a token's signature once and then only the checks
+    /// that change per request (audience, lifetime, roles), as Envoy's
+    /// `jwt_authn` cache does. Off, both RS256 signatures are checked on
+    /// every call.
+    pub fn set_verified_token_cache(&self, on: bool) {
+        self.state
+            .verified_cache
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if let Some(config) = self.config() {
+            config.validator.set_verified_token_cache(on);
+        }
     }
 
     /// Registers the protected API in `tenant` (the resource owner's): an
@@ -228,14 +261,16 @@ impl AggregatorApi {
         d.add_identifier_uri(&app.app_id, app_id_uri)?;
         d.add_app_role(&app.app_id, API_READ)?;
         d.add_app_role(&app.app_id, API_WRITE)?;
+        let validator = self
+            .state
+            .validator_for(&app.home_tenant, app_id_uri, &app.app_id)
+            // Only a bad secondary token header name can fail here; the
+            // directory's error type has no better variant for it.
+            .map_err(|e| DirectoryError::NoApp(format!("the aggregator API ({e})")))?;
         *self.state.config.write().unwrap_or_else(|e| e.into_inner()) = Some(ApiConfig {
             app_id: app.app_id.clone(),
             tenant_id: app.home_tenant.clone(),
-            audiences: vec![
-                app_id_uri.to_string(),
-                format!("api://{}", app.app_id),
-                app.app_id.clone(),
-            ],
+            validator,
         });
         // The registration as it now stands, with its URI and roles.
         Ok(d.app(&app.app_id).unwrap_or(app))
@@ -254,10 +289,14 @@ impl AggregatorApi {
         d.add_identifier_uri(&app.app_id, &uri)?;
         d.add_app_role(&app.app_id, &Access::Read.client_role(name))?;
         d.add_app_role(&app.app_id, &Access::Write.client_role(name))?;
+        let client = Client::new(name, &app.app_id)
+            .map_err(|e| DirectoryError::NoApp(format!("{name} ({e})")))?
+            .app_id_uri(&uri)
+            .app_id_uri(&format!("api://{}", app.app_id));
+        config.validator.add_client(client);
         let entry = Arc::new(ClientEntry {
             name: name.to_string(),
             app_id: app.app_id.clone(),
-            audiences: vec![uri, format!("api://{}", app.app_id), app.app_id.clone()],
             data: Mutex::new(json!({ "client": name, "items": [] })),
         });
         let mut clients = self
@@ -325,6 +364,48 @@ impl AggregatorApi {
 }
 
 impl ApiState {
+    /// The validator for the API registered in `tenant`: keys from the
+    /// identity provider's v2 OpenID configuration over HTTPS with the
+    /// sandbox CA added, the API's App ID URIs and client id as audiences,
+    /// no clock skew (the sandbox's clocks agree).
+    fn validator_for(
+        &self,
+        tenant: &str,
+        app_id_uri: &str,
+        app_id: &str,
+    ) -> Result<Validator, crosstenant_validator::ConfigError> {
+        // v1 tokens carry `https://sts.windows.net/{tid}/`; v2 tokens the
+        // issuer of the sandbox's v2 metadata, or the public cloud's v2
+        // issuer should the identity provider mint them so.
+        let cloud = Cloud::custom(self.authority_host.as_str())?.with_issuer_templates([
+            "https://sts.windows.net/{tenantid}/".to_string(),
+            format!("{}{{tenantid}}/v2.0", self.authority_host),
+            "https://login.microsoftonline.com/{tenantid}/v2.0".to_string(),
+        ])?;
+        let header = self
+            .header
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Validator::builder(cloud, tenant)
+            .api_audiences([
+                app_id_uri.to_string(),
+                format!("api://{app_id}"),
+                app_id.to_string(),
+            ])
+            .extra_root_pem(self.shared.ca.pem())
+            .clock_skew(Duration::ZERO)
+            // Tests rotate keys at will; a real API keeps the default.
+            .min_key_refresh_interval(Duration::from_secs(2))
+            .secondary_token_header(&header)
+            .realm("aggregator-api")
+            .verified_token_cache(
+                self.verified_cache
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .build()
+    }
+
     fn config(&self) -> Option<ApiConfig> {
         self.config
             .read()
@@ -414,15 +495,6 @@ fn unauthorized(description: &str) -> Response {
     resp
 }
 
-/// `403` with the reference sample's body shape.
-fn forbidden(reason: String) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({ "ForbidReason": reason })),
-    )
-        .into_response()
-}
-
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -432,24 +504,19 @@ async fn not_found() -> Response {
 }
 
 /// Who is calling, for whom, and with what.
-struct Authorized {
+struct Allowed {
     client: Arc<ClientEntry>,
-    caller: AccessClaims,
-    secondary: Option<AccessClaims>,
+    ok: Authorized,
 }
 
-fn rejection_text(which: &str, r: &TokenRejection) -> String {
-    format!("the {which} was refused: {r}")
-}
-
-/// Checks both tokens for `access` to `client_id`'s resource; see the module
-/// docs for the order.
-fn authorize(
+/// Checks both tokens for `access` to `client_id`'s resource with the
+/// validator; see the module docs for the order.
+async fn authorize(
     st: &ApiState,
     headers: &HeaderMap,
     client_id: &str,
     access: Access,
-) -> Result<Authorized, Response> {
+) -> Result<Allowed, Response> {
     let Some(config) = st.config() else {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
@@ -457,111 +524,28 @@ fn authorize(
         )
             .into_response());
     };
-    let issuer = &st.shared.issuer;
-    let audiences: Vec<&str> = config.audiences.iter().map(String::as_str).collect();
-
-    // 1. The API token.
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim())
-        });
-    let Some(presented) = presented else {
-        return Err(unauthorized(
-            "no bearer token for the API was presented in the Authorization header",
-        ));
+    let validator = &config.validator;
+    let access = match access {
+        Access::Read => crosstenant_validator::Access::Read,
+        Access::Write => crosstenant_validator::Access::Write,
     };
-    let caller = issuer
-        .verify(presented, &audiences, 0)
-        .map_err(|r| unauthorized(&rejection_text("API token", &r)))?;
-    if caller.tid != config.tenant_id {
-        return Err(unauthorized(&format!(
-            "the API token was issued by tenant {}, not by the API's tenant {}",
-            caller.tid, config.tenant_id
-        )));
+    match validator.authorize(headers, client_id, access).await {
+        Ok(ok) => match st.client(ok.client().app_id()) {
+            Some(client) => Ok(Allowed { client, ok }),
+            None => Err(no_client(client_id)),
+        },
+        // The sandbox has always answered an unknown client with 404.
+        Err(Refusal::UnknownClient { client }) => Err(no_client(&client)),
+        Err(refusal) => Err(refusal.to_response(validator.realm()).into_response()),
     }
+}
 
-    let Some(client) = st.client(client_id) else {
-        return Err((
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no client {client_id} is known to this API") })),
-        )
-            .into_response());
-    };
-
-    // 2. The API role.
-    let api_role = access.api_role();
-    if !caller.roles.iter().any(|r| r == api_role) {
-        return Err(forbidden(format!(
-            "app {} holds no {api_role} role on this API (roles: [{}]); the API's tenant admin \
-             must grant it",
-            caller.appid,
-            caller.roles.join(", ")
-        )));
-    }
-
-    // 3. The caller is the client itself: one token is enough.
-    if caller.appid.eq_ignore_ascii_case(&client.app_id) {
-        return Ok(Authorized {
-            client,
-            caller,
-            secondary: None,
-        });
-    }
-
-    // 3'. Acting for another client: the secondary token.
-    let header_name = st.header.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let Some(secondary) = headers
-        .get(header_name.as_str())
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    else {
-        return Err(forbidden(format!(
-            "app {} is not client {}; acting on its behalf needs a secondary token for {} in \
-             the {header_name} header",
-            caller.appid, client.name, client.audiences[0]
-        )));
-    };
-    let client_audiences: Vec<&str> = client.audiences.iter().map(String::as_str).collect();
-    let b = issuer
-        .verify(secondary, &client_audiences, 0)
-        .map_err(|r| match r {
-            TokenRejection::InvalidAudience { actual, .. } => forbidden(format!(
-                "the secondary token is for {actual}, not for client {} ({})",
-                client.name, client.audiences[0]
-            )),
-            other => forbidden(rejection_text("secondary token", &other)),
-        })?;
-    if b.tid != config.tenant_id {
-        return Err(forbidden(format!(
-            "the secondary token was issued by tenant {}, not by the API's tenant {}",
-            b.tid, config.tenant_id
-        )));
-    }
-    if !b.appid.eq_ignore_ascii_case(&caller.appid) {
-        return Err(forbidden(format!(
-            "the secondary token was issued to app {}, not to the caller {}",
-            b.appid, caller.appid
-        )));
-    }
-    let client_role = access.client_role(&client.name);
-    if !b.roles.contains(&client_role) {
-        return Err(forbidden(format!(
-            "client {} granted app {} the roles [{}], not {client_role}, which this call needs",
-            client.name,
-            caller.appid,
-            b.roles.join(", ")
-        )));
-    }
-    Ok(Authorized {
-        client,
-        caller,
-        secondary: Some(b),
-    })
+fn no_client(client_id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": format!("no client {client_id} is known to this API") })),
+    )
+        .into_response()
 }
 
 async fn get_data(
@@ -569,7 +553,7 @@ async fn get_data(
     Path(client): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match authorize(&st, &headers, &client, Access::Read) {
+    match authorize(&st, &headers, &client, Access::Read).await {
         Ok(ok) => Json(
             ok.client
                 .data
@@ -588,7 +572,7 @@ async fn put_data(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let ok = match authorize(&st, &headers, &client, Access::Write) {
+    let ok = match authorize(&st, &headers, &client, Access::Write).await {
         Ok(ok) => ok,
         Err(resp) => return resp,
     };
@@ -611,20 +595,20 @@ async fn debug(
     Path(client): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match authorize(&st, &headers, &client, Access::Read) {
+    match authorize(&st, &headers, &client, Access::Read).await {
         Ok(ok) => {
-            let who = |c: &AccessClaims| {
+            let who = |c: &Claims| {
                 json!({
-                    "aud": c.aud, "appid": c.appid, "tid": c.tid, "oid": c.oid,
+                    "aud": c.aud, "appid": c.caller(), "tid": c.tid, "oid": c.oid,
                     "roles": c.roles, "exp": c.exp,
                 })
             };
             Json(json!({
                 "client": ok.client.name,
                 "client_app_id": ok.client.app_id,
-                "mode": if ok.secondary.is_some() { "on_behalf_of" } else { "as_client" },
-                "caller": who(&ok.caller),
-                "secondary": ok.secondary.as_ref().map(who),
+                "mode": if ok.ok.on_behalf_of() { "on_behalf_of" } else { "as_client" },
+                "caller": who(ok.ok.caller()),
+                "secondary": ok.ok.secondary().map(who),
             }))
             .into_response()
         }

@@ -126,7 +126,7 @@ impl Sandbox {
         let eventhubs = eventhubs::EventHubsSandbox::start(&shared)
             .await
             .map_err(|e| SandboxError(format!("Event Hubs: {e}")))?;
-        let api = api::AggregatorApi::start(&shared)
+        let api = api::AggregatorApi::start(&shared, identity.authority_host())
             .await
             .map_err(|e| SandboxError(format!("aggregator API: {e}")))?;
         Ok(Self {
