@@ -50,7 +50,11 @@
 //! - [`eventhubs`]: typed Event Hubs senders over AMQP and HTTPS.
 //! - [`aggregator`]: calling an API on behalf of a named client with two
 //!   tokens.
-//! - [`http`]: trusted roots, timeouts and retries shared by every client.
+//! - [`http`]: trusted roots, timeouts and retries, handed to each client;
+//!   the one authorization policy under the Event Hubs HTTPS sender and the
+//!   aggregator client.
+//! - [`error`]: every error, each answering [`Error::remedy`]: who must act
+//!   (the partner, the resource owner, either) and what to do.
 //!
 //! The offline two-tenant world the tests, examples and benches run against
 //! is its own crate, `crosstenant-sandbox`, which shares no code with this

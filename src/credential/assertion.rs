@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// A boxed future returning a client assertion, for
-/// [`CrossTenantCredentialBuilder::client_assertion`].
+/// [`CrossTenantCredentialBuilder::client_assertion`](super::CrossTenantCredentialBuilder::client_assertion).
 pub type AssertionFuture =
     Pin<Box<dyn Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>> + Send>>;
 
