@@ -4,6 +4,8 @@
 #![cfg(all(feature = "amqp", feature = "https"))]
 
 mod common;
+#[path = "common/demo.rs"]
+mod demo;
 
 use common::{pfx, rsa_certificate, world, EVENTHUBS_SCOPE};
 use crosstenant::credential::entra::Party;
@@ -552,4 +554,24 @@ async fn the_credential_trusts_the_sandbox_only_through_its_ca() {
     let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err}");
     assert_eq!(w.sandbox.identity().stats().token_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_v2_token_naming_the_api_by_its_client_id_is_accepted() {
+    // The resource owner's API asks for v2.0 tokens: Entra answers a request
+    // for its App ID URI with `ver` 2.0 and `aud` = the API's client id.
+    let world = crosstenant_sandbox::demo::DemoWorld::start().await.unwrap();
+    let credential = demo::DemoCredential::credential(&world).unwrap();
+    let scope = format!("{}/.default", crosstenant_sandbox::demo::API_V2_URI);
+    let token = credential
+        .token(&scope)
+        .await
+        .expect("a v2.0 token is accepted");
+    let claims = crosstenant::TokenClaims::decode(token.token.secret()).unwrap();
+    assert_eq!(claims.get("ver").and_then(|v| v.as_str()), Some("2.0"));
+    assert_eq!(claims.audience(), Some(world.api_v2.app_id.as_str()));
+    assert_eq!(claims.tenant_id(), Some(world.owner.id.as_str()));
+    // Asked by its client id, the same API's token is accepted too.
+    let by_id = format!("api://{}/.default", world.api_v2.app_id);
+    credential.token(&by_id).await.expect("asked by client id");
 }

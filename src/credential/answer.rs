@@ -11,6 +11,69 @@ use azure_core::credentials::AccessToken;
 use azure_core::http::Request;
 use std::sync::Arc;
 
+/// First-party resources whose client id a v2.0 token names in `aud`
+/// instead of their App ID URI (Microsoft's "Authorize access to Event Hubs
+/// resources using Microsoft Entra ID": the Event Hubs resource
+/// `https://eventhubs.azure.net`, whose service principal is
+/// "Microsoft.EventHubs", 80369ed6-5f11-4dd9-bef3-692475845e77).
+const FIRST_PARTY_CLIENT_IDS: &[(&str, &str)] = &[
+    (
+        "https://eventhubs.azure.net",
+        "80369ed6-5f11-4dd9-bef3-692475845e77",
+    ),
+    (
+        "https://servicebus.azure.net",
+        "80369ed6-5f11-4dd9-bef3-692475845e77",
+    ),
+];
+
+/// Whether a token's `aud` names the resource asked for, as Microsoft's
+/// "access token claims reference" describes it: a v1.0 token carries the
+/// App ID URI or the client id the client asked for; a v2.0 token always
+/// carries the resource's client id (a GUID), whichever form was asked. The
+/// token version is the resource owner's setting
+/// (`accessTokenAcceptedVersion`), not the partner's. `Err` says which case
+/// was met and why it does not fit.
+fn audience_matches(resource: &str, aud: &str, version: &str) -> Result<(), String> {
+    let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+    let resource_n = norm(resource);
+    let aud_n = norm(aud);
+    // The resource asked for by client id: `{guid}` or `api://{guid}`.
+    let asked_guid = Some(resource_n.strip_prefix("api://").unwrap_or(&resource_n))
+        .filter(|g| crate::tenant::is_guid(g));
+    let first_party = FIRST_PARTY_CLIENT_IDS
+        .iter()
+        .find(|(uri, _)| *uri == resource_n)
+        .map(|(_, id)| *id);
+    if version == "2.0" {
+        if !crate::tenant::is_guid(&aud_n) {
+            return Err(format!(
+                "a v2.0 token names the resource by its client id, but {aud} is not a GUID"
+            ));
+        }
+        return match asked_guid.or(first_party) {
+            Some(id) if id == aud_n => Ok(()),
+            Some(id) => Err(format!(
+                "a v2.0 token for this resource would carry its client id {id}"
+            )),
+            // An App ID URI of the resource owner's own API: a v2.0 token
+            // names it by a client id only the owner's directory can tie to
+            // the URI. Refuse only what is certainly another resource: a
+            // first-party service's client id.
+            None => match FIRST_PARTY_CLIENT_IDS.iter().find(|(_, id)| *id == aud_n) {
+                Some((uri, _)) => Err(format!("a v2.0 token for {uri}, another resource")),
+                None => Ok(()),
+            },
+        };
+    }
+    if aud_n == resource_n || asked_guid == Some(aud_n.as_str()) {
+        return Ok(());
+    }
+    Err(format!(
+        "a v{version} token carries the App ID URI or client id that was asked for"
+    ))
+}
+
 impl Inner {
     /// Checks the token's `tid` and `aud` against what was asked.
     pub(super) fn check(
@@ -31,18 +94,13 @@ impl Inner {
         if self.check_audience {
             let resource = scope.strip_suffix("/.default").unwrap_or(scope);
             let aud = claims.audience().unwrap_or("<none>");
-            let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
-            let resource_n = norm(resource);
-            let aud_n = norm(aud);
-            // Entra puts either the App ID URI or the app id in `aud`;
-            // `api://{guid}` scopes come back as the bare GUID.
-            let matches =
-                aud_n == resource_n || resource_n.strip_prefix("api://") == Some(aud_n.as_str());
-            if !matches {
+            let version = claims.get("ver").and_then(|v| v.as_str()).unwrap_or("1.0");
+            if let Err(case) = audience_matches(resource, aud, version) {
                 return Err(Error::WrongAudience {
                     scope: scope.to_string(),
                     expected: resource.to_string(),
                     actual: aud.to_string(),
+                    case,
                 });
             }
         }
@@ -260,6 +318,68 @@ mod tests {
         cred.inner
             .check(owner, &format!("api://{CLIENT}/.default"), &guid_aud)
             .unwrap();
+    }
+
+    #[test]
+    fn v2_tokens_name_the_resource_by_its_client_id() {
+        let owner = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let api = "0d9f2b7e-1c3a-4a5b-9c8d-7e6f5a4b3c2d";
+        let cred = CrossTenantCredential::builder()
+            .resource_tenant(owner)
+            .client_id(CLIENT)
+            .client_secret("s")
+            .build()
+            .unwrap();
+        let v2 = |aud: &str| jwt(serde_json::json!({"tid": owner, "aud": aud, "ver": "2.0"}));
+        // The resource owner's API takes v2.0 tokens: asked by App ID URI,
+        // the token names the API by its client id.
+        cred.inner
+            .check(owner, "api://secure-api/.default", &v2(api))
+            .unwrap();
+        // Asked by client id, it must be that client id.
+        cred.inner
+            .check(owner, &format!("api://{api}/.default"), &v2(api))
+            .unwrap();
+        let err = cred
+            .inner
+            .check(owner, &format!("api://{api}/.default"), &v2(CLIENT))
+            .unwrap_err();
+        assert!(err.to_string().contains("v2.0"), "{err}");
+        // Event Hubs' v2.0 tokens carry its client id; a v2.0 token for Event
+        // Hubs is another resource when the API was asked for.
+        let eventhubs = "80369ed6-5f11-4dd9-bef3-692475845e77";
+        cred.inner
+            .check(
+                owner,
+                "https://eventhubs.azure.net/.default",
+                &v2(eventhubs),
+            )
+            .unwrap();
+        let err = cred
+            .inner
+            .check(owner, "api://secure-api/.default", &v2(eventhubs))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::WrongAudience { case, .. } if case.contains("eventhubs.azure.net")),
+            "{err}"
+        );
+        let err = cred
+            .inner
+            .check(owner, "https://eventhubs.azure.net/.default", &v2(api))
+            .unwrap_err();
+        assert!(err.to_string().contains(eventhubs), "{err}");
+        // A v2.0 token's aud is never a URI.
+        assert!(cred
+            .inner
+            .check(owner, "api://secure-api/.default", &v2("api://secure-api"))
+            .is_err());
+        // A v1.0 token with a GUID for a URI scope is not what Entra issues.
+        let v1_guid = jwt(serde_json::json!({"tid": owner, "aud": api, "ver": "1.0"}));
+        let err = cred
+            .inner
+            .check(owner, "api://secure-api/.default", &v1_guid)
+            .unwrap_err();
+        assert!(err.to_string().contains("v1.0"), "{err}");
     }
 
     mod answers {

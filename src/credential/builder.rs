@@ -188,8 +188,10 @@ impl CrossTenantCredentialBuilder {
     }
 
     /// Whether to refuse tokens whose `aud` is not the requested resource
-    /// (default: on). Turn off only for resources whose tokens carry the
-    /// resource's app id instead of its URI.
+    /// (default: on). The check knows both token versions (v1.0: the App ID
+    /// URI or client id asked for; v2.0: the resource's client id); turn it
+    /// off only for a resource whose tokens it cannot tie to the scope. The
+    /// tenant is checked either way.
     pub fn check_audience(mut self, check: bool) -> Self {
         self.check_audience = check;
         self

@@ -70,8 +70,9 @@ pub enum Error {
 
     /// A token came back for another audience than the one requested.
     #[error(
-        "the token for scope {scope} has audience {actual}, not {expected}; the service would \
-         reject it (40104 invalid audience). Request the scope `{expected}/.default`"
+        "the token for scope {scope} has audience {actual}, not {expected} ({case}); the \
+         service would reject it (40104 invalid audience). Request the scope \
+         `{expected}/.default`"
     )]
     WrongAudience {
         /// The scope that was requested.
@@ -80,6 +81,10 @@ pub enum Error {
         expected: String,
         /// The `aud` claim of the token that came back.
         actual: String,
+        /// Which case of Microsoft's access-token claims reference was met:
+        /// a v1.0 token (App ID URI or client id) or a v2.0 token (always the
+        /// resource's client id).
+        case: String,
     },
 
     /// A JWT could not be read (see [`crate::claims`]).

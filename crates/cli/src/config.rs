@@ -49,6 +49,11 @@ pub(crate) struct CredentialArgs {
     /// Extra trusted root certificates (PEM), added to the platform's.
     #[arg(long, global = true, env = "SSL_CERT_FILE")]
     root_certificates: Option<PathBuf>,
+    /// Accept tokens whatever their `aud` (the tenant is still checked): for
+    /// a resource whose tokens name it in a way the check cannot tie to the
+    /// scope asked for.
+    #[arg(long, global = true)]
+    no_audience_check: bool,
 }
 
 /// Reads an environment variable, treating an empty value as unset (as the
@@ -120,6 +125,9 @@ pub(crate) fn build_credential(
     }
     if let Some(path) = &config.root_certificates {
         builder = builder.root_certificates_pem(&read_roots(path)?);
+    }
+    if config.no_audience_check {
+        builder = builder.check_audience(false);
     }
     Ok(builder.build()?)
 }

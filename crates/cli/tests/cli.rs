@@ -167,6 +167,25 @@ fn stored_bodies(h: &Harness) -> Vec<serde_json::Value> {
 const THREE_LINES: &str = "{\"reading\":1}\n{\"reading\":2}\n\n{\"reading\":3}\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_for_an_api_that_takes_v2_tokens_shows_its_client_id_as_audience() {
+    let h = Harness::start().await;
+    let scope = format!("{}/.default", crosstenant_sandbox::demo::API_V2_URI);
+    for extra in [None, Some("--no-audience-check")] {
+        let mut args = vec!["token", "--json", "--scope", scope.as_str()];
+        args.extend(extra);
+        let out = h.run(&args, &[], None).await;
+        assert!(out.succeeded(), "{extra:?}: {out:?}");
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("--json prints JSON");
+        assert_eq!(v["claims"]["ver"], "2.0", "{out:?}");
+        assert_eq!(
+            v["claims"]["aud"],
+            h.world.api_v2.app_id.as_str(),
+            "{out:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_shows_the_resource_tenant_and_never_the_token() {
     let h = Harness::start().await;
     let owner = h.world.owner.id.clone();
