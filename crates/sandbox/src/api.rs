@@ -1,5 +1,5 @@
-//! The sandbox's aggregator API: the two-token scheme of DESIGN.md section
-//! 1b, with **both** tokens fully verified.
+//! The sandbox's aggregator API: the two-token scheme (docs/ARCHITECTURE.md,
+//! "An aggregator acting on behalf of a named client"), with **both** tokens fully verified.
 //!
 //! The API lives in the resource owner's tenant ([`AggregatorApi::register_api`])
 //! and accepts only tokens that tenant issued. Its clients are app

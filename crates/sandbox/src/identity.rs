@@ -26,7 +26,7 @@
 //! Failures carry Entra's JSON shape (`error`, `error_description` starting
 //! `AADSTSnnnn:` and ending with trace and correlation ids, `error_codes`,
 //! `timestamp`, `trace_id`, `correlation_id`, `error_uri`) and status codes,
-//! for each cross-tenant mistake listed in DESIGN.md section 5. Codes follow
+//! for each cross-tenant mistake docs/ARCHITECTURE.md lists. Codes follow
 //! Microsoft's published AADSTS reference; where Entra's exact code for a
 //! case is not published (assertion audience, `jti` replay) the sandbox uses
 //! the documented umbrella code `50013` (invalid assertion).
