@@ -138,7 +138,9 @@ async fn a_role_revoked_while_the_amqp_link_is_open_stops_the_next_transfer() {
     let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Amqp)
         .await
         .unwrap();
-    s.send(&reading(1)).await.expect("sent while the role is held");
+    s.send(&reading(1))
+        .await
+        .expect("sent while the role is held");
     let sp = w
         .sandbox
         .directory()
