@@ -775,6 +775,12 @@ mod tests {
         )));
         let (e, _) = classified(wrapped(gone));
         assert!(transient(&e), "{e:?}");
+        // Its text names no connection or detach: only its kind says so.
+        let gone = AmqpError::from(AmqpErrorKind::LinkStateError(Box::new(
+            std::io::Error::other("remote ended the link"),
+        )));
+        let (e, _) = classified(wrapped(gone));
+        assert!(transient(&e), "{e:?}");
         let (e, _) = classified(wrapped(status(400, "Bad request. TrackingId:401")));
         assert!(
             matches!(
@@ -805,6 +811,20 @@ mod tests {
                 e,
                 EventHubsError::Service {
                     status: None,
+                    transient: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // The SystemTracker names the hub, whose name may read like a condition.
+        let (e, _) = classified(plain(
+            "Something failed. TrackingId:1, SystemTracker:ns:eventhub:unauthorized-timeout",
+        ));
+        assert!(
+            matches!(
+                e,
+                EventHubsError::Service {
                     transient: false,
                     ..
                 }
