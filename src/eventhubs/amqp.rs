@@ -7,7 +7,8 @@
 use super::{EventHubsError, Prepared, SendOptions, Target, EVENTHUBS_SCOPE};
 use crate::credential::TokenSource;
 use crate::error::{chain, Error};
-use azure_core_amqp::AmqpTransport;
+use azure_core_amqp::error::{AmqpErrorCondition, AmqpErrorKind};
+use azure_core_amqp::{AmqpError, AmqpTransport};
 use azure_messaging_eventhubs::models::EventData;
 use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient, RetryOptions};
 use std::sync::Arc;
@@ -269,69 +270,9 @@ impl AmqpBackend {
         Ok(())
     }
 
-    /// Reads azure_messaging_eventhubs' error: the AMQP condition or CBS
-    /// status it carries decides the variant.
+    /// Reads azure_messaging_eventhubs' error: see [`classify`].
     fn classify(&self, err: azure_messaging_eventhubs::EventHubsError) -> Failure {
-        let text = chain(&err);
-        let lower = text.to_ascii_lowercase();
-        let t = &self.target;
-        if lower.contains("expiredtoken") || lower.contains("token is expired") {
-            return Failure::Expired(EventHubsError::TokenRejected {
-                namespace: t.namespace.clone(),
-                subcode: 40106,
-                hint: EventHubsError::subcode_hint(40106).into(),
-                detail: text,
-            });
-        }
-        if lower.contains("unauthorized-access")
-            || lower.contains("unauthorized")
-            || lower.contains("status code 401")
-            || lower.contains("401")
-        {
-            // Filled with the token's tenant and app by the caller path below.
-            return Failure::Final(EventHubsError::Unauthorized {
-                namespace: t.namespace.clone(),
-                hub: t.hub.clone(),
-                token_tenant: String::new(),
-                app_id: String::new(),
-                detail: text,
-            });
-        }
-        if lower.contains("not-found")
-            || lower.contains("could not be found")
-            || lower.contains("404")
-        {
-            return Failure::Final(EventHubsError::NotFound {
-                namespace: t.namespace.clone(),
-                hub: t.hub.clone(),
-                detail: text,
-            });
-        }
-        // azure_core_amqp shows a condition by its Rust name
-        // (`condition: InternalError`), not its AMQP symbol
-        // (`amqp:internal-error`): match both forms.
-        if lower.contains("server-busy")
-            || lower.contains("serverbusy")
-            || lower.contains("server is busy")
-        {
-            return Failure::Final(EventHubsError::ServerBusy {
-                namespace: t.namespace.clone(),
-                detail: text,
-            });
-        }
-        if lower.contains("message-size-exceeded") {
-            return Failure::Final(EventHubsError::PayloadTooLarge {
-                namespace: t.namespace.clone(),
-                detail: text,
-            });
-        }
-        let transient = lower.contains("connection")
-            || lower.contains("detach")
-            || lower.contains("internal-error")
-            || lower.contains("internalerror")
-            || lower.contains("timed out")
-            || lower.contains("timeout");
-        Failure::Final(t.error(None, text, transient))
+        classify(&self.target, &err)
     }
 }
 
@@ -339,6 +280,264 @@ enum SendError {
     /// Bad input found while packing; nothing of this attempt was sent.
     Input(Error),
     Failed(Failure),
+}
+
+/// What an error from azure_messaging_eventhubs means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meaning {
+    /// `amqp:unauthorized-access` or status 401 whose description says the
+    /// token expired (the service's `ExpiredToken:` text, sub-code 40106).
+    Expired,
+    /// `amqp:unauthorized-access` or status 401.
+    Unauthorized,
+    /// `amqp:not-found` or status 404.
+    NotFound,
+    /// `com.microsoft:server-busy` or status 503.
+    ServerBusy,
+    /// `amqp:link:message-size-exceeded`.
+    TooLarge,
+    /// Anything else; `transient` when the link, session or connection went
+    /// away or the service had an internal error or timeout.
+    Other {
+        status: Option<u16>,
+        transient: bool,
+    },
+}
+
+/// The typed part of an error: the first AMQP condition or CBS /
+/// `$management` status code found along the source chain.
+enum Typed<'a> {
+    Condition(&'a AmqpErrorCondition, Option<&'a str>),
+    Status(u16, Option<&'a str>),
+    /// A link, session or connection closed or dropped without a condition.
+    Gone,
+}
+
+/// How far down the source chain to look (azure_messaging_eventhubs wraps
+/// each error once or twice; this bounds a self-referencing chain).
+const MAX_CHAIN_DEPTH: usize = 16;
+
+/// Walks the source chain down to azure_core_amqp's typed error.
+/// azure_messaging_eventhubs re-wraps an `AmqpError` in an
+/// `azure_core::Error` (e.g. "Could not ensure sender") inside another
+/// `AmqpError`, so the condition can sit a few levels down. A condition or
+/// status code wins over a bare "closed"/"detached" found earlier.
+fn typed<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<Typed<'a>> {
+    use azure_messaging_eventhubs::error::ErrorKind as EhKind;
+    let mut gone = false;
+    let mut current = Some(err);
+    for _ in 0..MAX_CHAIN_DEPTH {
+        let Some(e) = current else { break };
+        if let Some(eh) = e.downcast_ref::<azure_messaging_eventhubs::EventHubsError>() {
+            match &eh.kind {
+                EhKind::SendRejected(Some(d)) | EhKind::ConsumerDisconnected(Some(d)) => {
+                    return Some(Typed::Condition(&d.condition, d.description.as_deref()));
+                }
+                EhKind::ConsumerDisconnected(None) => gone = true,
+                _ => {}
+            }
+        } else if let Some(amqp) = e.downcast_ref::<AmqpError>() {
+            match amqp.kind() {
+                AmqpErrorKind::AmqpDescribedError(d) => {
+                    return Some(Typed::Condition(&d.condition, d.description.as_deref()));
+                }
+                AmqpErrorKind::ManagementStatusCode(code, description) => {
+                    return Some(Typed::Status(u16::from(*code), description.as_deref()));
+                }
+                AmqpErrorKind::LinkClosedByRemote(_)
+                | AmqpErrorKind::SessionClosedByRemote(_)
+                | AmqpErrorKind::ConnectionClosedByRemote(_)
+                | AmqpErrorKind::LinkDetachedByRemote(_)
+                | AmqpErrorKind::SessionDetachedByRemote(_)
+                | AmqpErrorKind::ConnectionDetachedByRemote(_)
+                | AmqpErrorKind::ConnectionDropped(_)
+                | AmqpErrorKind::LinkStateError(_)
+                | AmqpErrorKind::DetachError(_)
+                | AmqpErrorKind::FramingError(_)
+                | AmqpErrorKind::IdleTimeoutElapsed(_) => gone = true,
+                _ => {}
+            }
+        } else if let Some(core) = e.downcast_ref::<azure_core::Error>() {
+            if matches!(
+                core.kind(),
+                azure_core::error::ErrorKind::Io | azure_core::error::ErrorKind::Connection
+            ) {
+                gone = true;
+            }
+        } else if e.is::<std::io::Error>() {
+            gone = true;
+        }
+        current = e.source();
+    }
+    gone.then_some(Typed::Gone)
+}
+
+/// Whether the service's description of a 401 says the token expired: its
+/// `ExpiredToken:` prefix or sub-code 40106 (the service's sub-code for an
+/// expired token, as on HTTPS).
+fn says_expired(description: Option<&str>) -> bool {
+    let Some(d) = description else { return false };
+    let lower = d.to_ascii_lowercase();
+    lower.contains("expiredtoken")
+        || lower.contains("token is expired")
+        || number_after(&lower, "subcode=") == Some(40106)
+}
+
+impl Typed<'_> {
+    fn meaning(&self) -> Meaning {
+        use AmqpErrorCondition as C;
+        match *self {
+            Typed::Condition(C::UnauthorizedAccess, d) | Typed::Status(401, d) => {
+                if says_expired(d) {
+                    Meaning::Expired
+                } else {
+                    Meaning::Unauthorized
+                }
+            }
+            Typed::Condition(C::NotFound, _) | Typed::Status(404, _) => Meaning::NotFound,
+            Typed::Condition(C::ServerBusyError, _) | Typed::Status(503, _) => Meaning::ServerBusy,
+            Typed::Condition(C::LinkPayloadSizeExceeded, _) => Meaning::TooLarge,
+            Typed::Condition(
+                C::InternalError
+                | C::TimeoutError
+                | C::ConnectionForced
+                | C::LinkDetachForced
+                | C::ConnectionFramingError
+                | C::ProtonIo,
+                _,
+            ) => Meaning::Other {
+                status: None,
+                transient: true,
+            },
+            Typed::Condition(..) => Meaning::Other {
+                status: None,
+                transient: false,
+            },
+            Typed::Status(status, _) => Meaning::Other {
+                status: Some(status),
+                transient: matches!(status, 500 | 504),
+            },
+            Typed::Gone => Meaning::Other {
+                status: None,
+                transient: true,
+            },
+        }
+    }
+}
+
+/// The whole number right after `prefix` in `text` (first occurrence), or
+/// `None` when the prefix is absent or not followed by digits. Anchoring on
+/// a known prefix keeps digits inside ids (TrackingId GUIDs) from counting.
+fn number_after(text: &str, prefix: &str) -> Option<u32> {
+    let start = text.find(prefix)? + prefix.len();
+    let digits: String = text[start..]
+        .chars()
+        .skip_while(|c| *c == ' ')
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `text` without the service's correlation ids (`TrackingId:…`,
+/// `SystemTracker:…`, `Timestamp:…`), whose random characters must never
+/// decide a classification.
+fn without_ids(text: &str) -> String {
+    const ID_PREFIXES: [&str; 3] = ["trackingid:", "systemtracker:", "timestamp:"];
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for word in text.split_whitespace() {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        let lower = word.to_ascii_lowercase();
+        if let Some(p) = ID_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
+            // "TrackingId: abc" puts the id in the next word.
+            skip_next = lower.len() == p.len();
+            continue;
+        }
+        out.push(word);
+    }
+    out.join(" ")
+}
+
+/// Last resort, for an error that carries no typed condition or status
+/// (e.g. a plain message from azure_messaging_eventhubs): the AMQP symbols
+/// and status phrases in its text, with ids removed and numbers read only
+/// after `status code:` / `status-code:`.
+fn meaning_from_text(text: &str) -> Meaning {
+    let lower = without_ids(text).to_ascii_lowercase();
+    let status = ["status code:", "status-code:", "status code"]
+        .iter()
+        .find_map(|p| number_after(&lower, p))
+        .and_then(|n| u16::try_from(n).ok());
+    if lower.contains("expiredtoken") || lower.contains("token is expired") {
+        return Meaning::Expired;
+    }
+    if lower.contains("unauthorized") || status == Some(401) {
+        return Meaning::Unauthorized;
+    }
+    if lower.contains("not-found") || lower.contains("could not be found") || status == Some(404) {
+        return Meaning::NotFound;
+    }
+    if lower.contains("server-busy")
+        || lower.contains("serverbusy")
+        || lower.contains("server is busy")
+        || status == Some(503)
+    {
+        return Meaning::ServerBusy;
+    }
+    if lower.contains("message-size-exceeded") {
+        return Meaning::TooLarge;
+    }
+    let transient = lower.contains("connection")
+        || lower.contains("detach")
+        || lower.contains("internal-error")
+        || lower.contains("timed out")
+        || lower.contains("timeout");
+    Meaning::Other { status, transient }
+}
+
+/// Classifies azure_messaging_eventhubs' error by the AMQP condition or the
+/// CBS / `$management` status code it carries (the AMQP 1.0 spec's error
+/// conditions, §2.8.15; the `status-code` of CBS replies in Microsoft's "AMQP
+/// 1.0 in Azure Service Bus and Event Hubs protocol guide"), never by numbers
+/// in its text: a 404's TrackingId may well contain "401".
+fn classify(t: &Target, err: &azure_messaging_eventhubs::EventHubsError) -> Failure {
+    let text = chain(err);
+    let meaning = match typed(err) {
+        Some(typed) => typed.meaning(),
+        None => meaning_from_text(&text),
+    };
+    match meaning {
+        Meaning::Expired => Failure::Expired(EventHubsError::TokenRejected {
+            namespace: t.namespace.clone(),
+            subcode: 40106,
+            hint: EventHubsError::subcode_hint(40106).into(),
+            detail: text,
+        }),
+        // Filled with the token's tenant and app by `with_token_identity`.
+        Meaning::Unauthorized => Failure::Final(EventHubsError::Unauthorized {
+            namespace: t.namespace.clone(),
+            hub: t.hub.clone(),
+            token_tenant: String::new(),
+            app_id: String::new(),
+            detail: text,
+        }),
+        Meaning::NotFound => Failure::Final(EventHubsError::NotFound {
+            namespace: t.namespace.clone(),
+            hub: t.hub.clone(),
+            detail: text,
+        }),
+        Meaning::ServerBusy => Failure::Final(EventHubsError::ServerBusy {
+            namespace: t.namespace.clone(),
+            detail: text,
+        }),
+        Meaning::TooLarge => Failure::Final(EventHubsError::PayloadTooLarge {
+            namespace: t.namespace.clone(),
+            detail: text,
+        }),
+        Meaning::Other { status, transient } => Failure::Final(t.error(status, text, transient)),
+    }
 }
 
 fn event_data(p: &Prepared) -> EventData {
@@ -420,4 +619,232 @@ async fn connect_unbounded(
                 true,
             )))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core_amqp::{AmqpDescribedError, AmqpOrderedMap};
+    use azure_messaging_eventhubs::error::ErrorKind as EhKind;
+
+    /// A 404's TrackingId made of the digits that once decided a 401.
+    const TRACKING: &str = "TrackingId:40140140-1401-4401-8401-401401401401_G401, \
+                            SystemTracker:ns401.servicebus.windows.net:eventhub:no-such-hub";
+
+    fn target() -> Target {
+        Target {
+            namespace: "ns401.servicebus.windows.net".into(),
+            hub: "no-such-hub".into(),
+            max_message_size: super::super::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// As azure_messaging_eventhubs hands it over: an `AmqpError` wrapped in
+    /// an `azure_core::Error` ("Could not ensure sender") wrapped in an
+    /// `AmqpError` wrapped in its `EventHubsError`.
+    fn wrapped(inner: AmqpError) -> azure_messaging_eventhubs::EventHubsError {
+        let core = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Other,
+            inner,
+            "Could not ensure sender",
+        );
+        AmqpError::from(AmqpErrorKind::AzureCore(core)).into()
+    }
+
+    fn described(condition: AmqpErrorCondition, description: &str) -> AmqpError {
+        AmqpError::from(AmqpErrorKind::AmqpDescribedError(AmqpDescribedError::new(
+            condition,
+            Some(description.to_string()),
+            AmqpOrderedMap::new(),
+        )))
+    }
+
+    fn status(code: u16, description: &str) -> AmqpError {
+        AmqpError::from(AmqpErrorKind::ManagementStatusCode(
+            azure_core::http::StatusCode::from(code),
+            Some(description.to_string()),
+        ))
+    }
+
+    /// The classification, and whether it asks for a re-open with a fresh token.
+    fn classified(err: azure_messaging_eventhubs::EventHubsError) -> (EventHubsError, bool) {
+        match classify(&target(), &err) {
+            Failure::Expired(e) => (e, true),
+            Failure::Final(e) => (e, false),
+        }
+    }
+
+    #[test]
+    fn a_404_whose_tracking_id_is_full_of_401s_is_not_found() {
+        let description = format!(
+            "The messaging entity 'sb://ns401.servicebus.windows.net/no-such-hub' could not \
+             be found. {TRACKING}"
+        );
+        // The CBS put-token reply, and the same condition on a link.
+        for err in [
+            wrapped(status(404, &description)),
+            wrapped(described(AmqpErrorCondition::NotFound, &description)),
+            EhKind::SendRejected(Some(AmqpDescribedError::new(
+                AmqpErrorCondition::NotFound,
+                Some(description.clone()),
+                AmqpOrderedMap::new(),
+            )))
+            .into(),
+        ] {
+            let text = chain(&err);
+            assert!(
+                text.contains("401"),
+                "the test needs a 401 in the text: {text}"
+            );
+            let (e, expired) = classified(err);
+            assert!(
+                matches!(e, EventHubsError::NotFound { .. }) && !expired,
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unauthorized_access_and_status_401_are_unauthorized() {
+        for err in [
+            wrapped(described(
+                AmqpErrorCondition::UnauthorizedAccess,
+                "SubCode=40100: Unauthorized access. 'Send' claim(s) are required.",
+            )),
+            wrapped(status(401, "SubCode=40100: Unauthorized. TrackingId:1")),
+        ] {
+            let (e, expired) = classified(err);
+            assert!(
+                matches!(e, EventHubsError::Unauthorized { .. }) && !expired,
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_expired_token_asks_for_one_fresh_token() {
+        for err in [
+            wrapped(described(
+                AmqpErrorCondition::UnauthorizedAccess,
+                "ExpiredToken: The token is expired. Expiration time: '1700000000'.",
+            )),
+            wrapped(status(401, "SubCode=40106: the token has expired.")),
+        ] {
+            let (e, expired) = classified(err);
+            assert!(
+                matches!(e, EventHubsError::TokenRejected { subcode: 40106, .. }) && expired,
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn busy_and_too_large_conditions_keep_their_variants() {
+        let (e, _) = classified(wrapped(described(
+            AmqpErrorCondition::ServerBusyError,
+            "The server is busy. TrackingId:404",
+        )));
+        assert!(matches!(e, EventHubsError::ServerBusy { .. }), "{e:?}");
+        let (e, _) = classified(wrapped(status(503, "Busy. TrackingId:401")));
+        assert!(matches!(e, EventHubsError::ServerBusy { .. }), "{e:?}");
+        let (e, _) = classified(wrapped(described(
+            AmqpErrorCondition::LinkPayloadSizeExceeded,
+            "The received message (size 1048577 bytes) exceeds the limit.",
+        )));
+        assert!(matches!(e, EventHubsError::PayloadTooLarge { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn internal_errors_and_lost_links_are_transient_other_answers_final() {
+        let transient = |e: &EventHubsError| {
+            matches!(
+                e,
+                EventHubsError::Service {
+                    transient: true,
+                    ..
+                }
+            )
+        };
+        let (e, _) = classified(wrapped(described(
+            AmqpErrorCondition::InternalError,
+            "Internal error. TrackingId:401",
+        )));
+        assert!(transient(&e), "{e:?}");
+        let gone = AmqpError::from(AmqpErrorKind::LinkDetachedByRemote(Box::new(
+            std::io::Error::other("detached"),
+        )));
+        let (e, _) = classified(wrapped(gone));
+        assert!(transient(&e), "{e:?}");
+        // Its text names no connection or detach: only its kind says so.
+        let gone = AmqpError::from(AmqpErrorKind::LinkStateError(Box::new(
+            std::io::Error::other("remote ended the link"),
+        )));
+        let (e, _) = classified(wrapped(gone));
+        assert!(transient(&e), "{e:?}");
+        let (e, _) = classified(wrapped(status(400, "Bad request. TrackingId:401")));
+        assert!(
+            matches!(
+                e,
+                EventHubsError::Service {
+                    status: Some(400),
+                    transient: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn text_is_a_last_resort_and_never_reads_ids() {
+        let plain = |s: &str| -> azure_messaging_eventhubs::EventHubsError {
+            EhKind::SimpleMessage(s.to_string().into()).into()
+        };
+        let (e, _) = classified(plain(&format!(
+            "Put token failed. status-code: 404, status-description: The messaging entity \
+             could not be found. {TRACKING}"
+        )));
+        assert!(matches!(e, EventHubsError::NotFound { .. }), "{e:?}");
+        let (e, _) = classified(plain(&format!("Something failed. {TRACKING}")));
+        assert!(
+            matches!(
+                e,
+                EventHubsError::Service {
+                    status: None,
+                    transient: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // The SystemTracker names the hub, whose name may read like a condition.
+        let (e, _) = classified(plain(
+            "Something failed. TrackingId:1, SystemTracker:ns:eventhub:unauthorized-timeout",
+        ));
+        assert!(
+            matches!(
+                e,
+                EventHubsError::Service {
+                    transient: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let (e, _) = classified(plain("Put token failed. status-code: 401, SubCode=40100"));
+        assert!(matches!(e, EventHubsError::Unauthorized { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn ids_are_removed_before_reading_text() {
+        assert_eq!(
+            without_ids("found. TrackingId: 401-401, SystemTracker:x:401 Timestamp:2026 done"),
+            "found. done"
+        );
+        assert_eq!(
+            number_after("status-code: 404, id 401", "status-code:"),
+            Some(404)
+        );
+        assert_eq!(number_after("no code here 401", "status-code:"), None);
+    }
 }
