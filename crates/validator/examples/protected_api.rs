@@ -133,7 +133,11 @@ async fn run() -> Result<u32, Box<dyn std::error::Error>> {
         .authority_host(sandbox.authority_host().as_str())
         .root_certificates_pem(sandbox.ca_pem())
         .build()?;
-    let client = AggregatorClient::builder(server.url(), API_URI, credential).build()?;
+    // The client is handed its HTTP settings (here: the credential's, which
+    // trust the sandbox CA), never reading them out of the credential.
+    let client = AggregatorClient::builder(server.url(), API_URI, credential.clone())
+        .http_settings(credential.http_settings().clone())
+        .build()?;
     match client.on_behalf_of("clientXYZ")?.get::<Value>("data").await {
         Ok(v) => {
             println!("  200: {v}");
