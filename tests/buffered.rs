@@ -158,11 +158,14 @@ fn reconcile(
         phantom.len()
     );
     // Per-key order: in each partition, a key's events are stored with
-    // rising enqueue numbers.
+    // rising enqueue numbers (unrouted events promise no order).
     // (key, partition) -> [(sequence number, enqueue number)]
     type Lanes = BTreeMap<(Option<String>, u32), Vec<(u64, usize)>>;
     let mut by_key = Lanes::new();
     for (id, key, partition, seq) in &stored {
+        if key.is_none() {
+            continue; // no order is promised without a key
+        }
         let n: usize = id.rsplit('-').next().unwrap().parse().unwrap();
         by_key
             .entry((key.clone(), *partition))
@@ -214,11 +217,12 @@ async fn thousands_under_faults(transport: Transport, data: Service, token: Serv
             }
             _ => {}
         }
-        let key = format!("device-{}", i % 32);
-        let id = buffered
-            .enqueue_raw(event(&tag, i), EnqueueOptions::partition_key(key))
-            .await
-            .unwrap();
+        // Every tenth event unrouted (the service picks its partition).
+        let options = match i % 10 {
+            9 => EnqueueOptions::default(),
+            _ => EnqueueOptions::partition_key(format!("device-{}", i % 32)),
+        };
+        let id = buffered.enqueue_raw(event(&tag, i), options).await.unwrap();
         assert_eq!(id, format!("{tag}-{i}"));
         enqueued.insert(id);
     }

@@ -223,7 +223,9 @@ pub type DeliveryReports = mpsc::UnboundedReceiver<DeliveryReport>;
 enum Lane {
     Key(String),
     Id(String),
-    Any,
+    /// Events with neither: the service picks the partition and no order
+    /// is promised, so they spread over several lanes to go concurrently.
+    Any(usize),
 }
 
 struct Item {
@@ -270,6 +272,8 @@ struct Shared {
     reports: Mutex<Option<mpsc::UnboundedSender<DeliveryReport>>>,
     id_prefix: String,
     ids: AtomicU64,
+    /// Round-robin over the `Lane::Any` lanes.
+    any: AtomicU64,
 }
 
 impl Shared {
@@ -290,7 +294,7 @@ impl Shared {
         let (partition_key, partition_id) = match lane {
             Lane::Key(k) => (Some(k.clone()), None),
             Lane::Id(i) => (None, Some(i.clone())),
-            Lane::Any => (None, None),
+            Lane::Any(_) => (None, None),
         };
         let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = reports.as_ref() {
@@ -385,6 +389,7 @@ impl<T: Serialize> EventHubSender<T> {
             // Unique enough to tell two runs' assigned ids apart.
             id_prefix: format!("{:x}-{:x}", nanos as u64, std::process::id()),
             ids: AtomicU64::new(0),
+            any: AtomicU64::new(0),
         });
         tokio::spawn(dispatch(shared.clone()));
         Ok((
@@ -545,7 +550,11 @@ impl<T: Serialize> BufferedSender<T> {
         let lane = match (options.partition_key, options.partition_id) {
             (Some(k), _) => Lane::Key(k),
             (None, Some(i)) => Lane::Id(i),
-            (None, None) => Lane::Any,
+            (None, None) => {
+                let shared = self.shared();
+                let n = shared.any.fetch_add(1, Ordering::Relaxed);
+                Lane::Any((n % shared.options.max_concurrent_sends as u64) as usize)
+            }
         };
         Ok((lane, event, size))
     }
@@ -758,7 +767,7 @@ async fn send_one(shared: &Shared, lane: Lane, items: Vec<Item>) {
     let options = match &lane {
         Lane::Key(k) => SendOptions::partition_key(k.clone()),
         Lane::Id(i) => SendOptions::partition_id(i.clone()),
-        Lane::Any => SendOptions::default(),
+        Lane::Any(_) => SendOptions::default(),
     };
     let events: Vec<Event> = items.iter().map(|i| i.event.clone()).collect();
     let total = events.len();
