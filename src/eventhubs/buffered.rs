@@ -473,16 +473,17 @@ impl<T: Serialize> BufferedSender<T> {
         event: Event,
         options: EnqueueOptions,
     ) -> Result<String, Error> {
-        let (lane, event, size) = self.prepare(event, options)?;
+        let (lane, mut event, size) = self.prepare(event, options)?;
         let shared = self.shared();
         loop {
             let notified = shared.progress.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.insert(&lane, &event, size, true)? {
-                Some(id) => return Ok(id),
-                None => notified.await,
+            match self.insert(&lane, event, size, true)? {
+                Ok(id) => return Ok(id),
+                Err(back) => event = back,
             }
+            notified.await;
         }
     }
 
@@ -490,10 +491,9 @@ impl<T: Serialize> BufferedSender<T> {
     /// [`EventHubsError::BufferFull`] at once instead of waiting.
     pub fn try_enqueue_raw(&self, event: Event, options: EnqueueOptions) -> Result<String, Error> {
         let (lane, event, size) = self.prepare(event, options)?;
-        match self.insert(&lane, &event, size, false)? {
-            Some(id) => Ok(id),
-            None => unreachable!("insert without waiting returns an error when full"),
-        }
+        // Without waiting, a full buffer is an error, never `Ok(Err(_))`.
+        self.insert(&lane, event, size, false)?
+            .map_err(|_| self.shared().not_sent("the buffer is full"))
     }
 
     fn encode(&self, event: &T, index: usize) -> Result<Event, Error> {
@@ -559,15 +559,16 @@ impl<T: Serialize> BufferedSender<T> {
         Ok((lane, event, size))
     }
 
-    /// Puts the event in its lane if there is room: `Ok(None)` when full and
-    /// `wait`, `BufferFull` when full and not.
+    /// Puts the event in its lane if there is room: `Ok(Err(event))` (the
+    /// event handed back) when full and `wait`, `BufferFull` when full and
+    /// not.
     fn insert(
         &self,
         lane: &Lane,
-        event: &Event,
+        event: Event,
         size: u64,
         wait: bool,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Result<String, Event>, Error> {
         let shared = self.shared();
         let opts = &shared.options;
         let mut st = shared.lock();
@@ -580,7 +581,7 @@ impl<T: Serialize> BufferedSender<T> {
             && (st.bytes + size <= opts.max_buffered_bytes || count == 0);
         if !fits {
             if wait {
-                return Ok(None);
+                return Ok(Err(event));
             }
             return Err(Error::EventHubs(Box::new(EventHubsError::BufferFull {
                 hub: shared.sender.inner.target.hub.clone(),
@@ -594,18 +595,25 @@ impl<T: Serialize> BufferedSender<T> {
         st.next_seq += 1;
         st.outstanding.insert(seq);
         st.bytes += size;
+        let urgent = st.flushing > 0;
+        let limit = shared.sender.inner.target.max_message_size;
+        let id = event.message_id.clone().unwrap_or_default();
         let q = st.lanes.entry(lane.clone()).or_default();
+        // Wake the background task only when this lane needs it: a first
+        // event (its max_wait timer starts), a full batch, or a flush.
+        let wake = urgent || q.queue.is_empty() || q.bytes + size >= limit;
         q.bytes += size;
         q.queue.push_back(Item {
             seq,
-            event: event.clone(),
+            event,
             size,
             enqueued: Instant::now(),
         });
-        let id = event.message_id.clone().unwrap_or_default();
         drop(st);
-        shared.work.notify_one();
-        Ok(Some(id))
+        if wake {
+            shared.work.notify_one();
+        }
+        Ok(Ok(id))
     }
 
     /// Sends what is buffered now and waits until every event enqueued
@@ -769,7 +777,16 @@ async fn send_one(shared: &Shared, lane: Lane, items: Vec<Item>) {
         Lane::Id(i) => SendOptions::partition_id(i.clone()),
         Lane::Any(_) => SendOptions::default(),
     };
-    let events: Vec<Event> = items.iter().map(|i| i.event.clone()).collect();
+    // The events move into the call; what the reports need stays here.
+    let mut events = Vec::with_capacity(items.len());
+    let mut items: Vec<(u64, u64, String)> = items
+        .into_iter()
+        .map(|i| {
+            let id = i.event.message_id.clone().unwrap_or_default();
+            events.push(i.event);
+            (i.seq, i.size, id)
+        })
+        .collect();
     let total = events.len();
     let result = shared.sender.send_raw(events, options).await;
     let (failed, cause) = match &result {
@@ -786,19 +803,18 @@ async fn send_one(shared: &Shared, lane: Lane, items: Vec<Item>) {
         Err(other) => (0..total, Some(other.clone())),
     };
     let mut freed = 0;
-    for (i, item) in items.iter().enumerate() {
-        freed += item.size;
+    for (i, (_, size, id)) in items.iter_mut().enumerate() {
+        freed += *size;
         let outcome = match &cause {
             Some(c) if failed.contains(&i) => Err(c.clone()),
             _ => Ok(()),
         };
-        let id = item.event.message_id.clone().unwrap_or_default();
-        shared.report(&lane, id, outcome);
+        shared.report(&lane, std::mem::take(id), outcome);
     }
     {
         let mut st = shared.lock();
-        for item in &items {
-            st.outstanding.remove(&item.seq);
+        for (seq, _, _) in &items {
+            st.outstanding.remove(seq);
         }
         st.bytes -= freed;
         if let Some(q) = st.lanes.get_mut(&lane) {
