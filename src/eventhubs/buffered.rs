@@ -327,7 +327,25 @@ impl Drop for Handle {
 
 /// Sends events of type `T` in the background, batched per partition key,
 /// and reports each event's outcome on its [`DeliveryReports`]. Cheap to
-/// clone; clones share one buffer. See the [module docs](self).
+/// clone; clones share one buffer.
+///
+/// - Every enqueued event gets exactly one [`DeliveryReport`] with its
+///   message id: `Ok` only once the service accepted it, otherwise the
+///   typed error with its remedy; [`abort`](Self::abort) reports what it
+///   drops as [`EventHubsError::NotSent`].
+/// - The buffer is bounded ([`BufferedOptions`]): [`enqueue`](Self::enqueue)
+///   waits for room, [`try_enqueue`](Self::try_enqueue) returns
+///   [`EventHubsError::BufferFull`].
+/// - Events of one partition key (or id) are sent in order, one batch at a
+///   time; batches of different keys go concurrently.
+/// - Each batch goes through the one-batch sender's retries; failed events
+///   are reported, not retried again.
+///
+/// Built on this crate's one-batch sender rather than azure_messaging_eventhubs'
+/// `BufferedProducerClient`: that client's `abort` drops buffered events
+/// with only a logged count, it opens its own connection (no WebSockets, no
+/// operation timeout, no re-open after an expired token), and it bounds its
+/// buffer by events only.
 pub struct BufferedSender<T = serde_json::Value> {
     handle: Arc<Handle>,
     _events: PhantomData<fn(&T)>,
