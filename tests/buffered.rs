@@ -12,7 +12,7 @@ use crosstenant::eventhubs::{
     BufferedOptions, BufferedSender, DeliveryReport, DeliveryReports, EnqueueOptions, Event,
     EventHubSender, EventHubsError, Transport,
 };
-use crosstenant::{CrossTenantCredential, Error, HttpSettings};
+use crosstenant::{CrossTenantCredential, HttpSettings};
 use crosstenant_sandbox::faults::{Fault, Service};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -491,11 +491,53 @@ async fn bad_input_is_refused_with_a_clear_error() {
     .await;
 }
 
-#[allow(dead_code)]
-fn _typed_builder_compiles(
-    w: &World,
-    ns: &str,
-) -> impl Future<Output = Result<(BufferedSender<serde_json::Value>, DeliveryReports), Error>> {
-    EventHubSender::<serde_json::Value>::builder(ns, HUB, fast_credential(w))
-        .open_buffered(BufferedOptions::default())
+/// A typed sender opened from the builder: `enqueue_batch` assigns ids,
+/// every event is reported accepted and stored once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_events_from_the_builder_are_reported_by_assigned_ids() {
+    within("typed", async {
+        #[derive(serde::Serialize)]
+        struct Reading {
+            n: usize,
+        }
+        let w = world().await;
+        let ns = eventhubs_namespace(&w);
+        let (buffered, reports) = EventHubSender::<Reading>::builder(&ns, HUB, fast_credential(&w))
+            .http_settings(fast_http(&w))
+            .transport(Transport::Https)
+            .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
+            .open_buffered(BufferedOptions::default())
+            .await
+            .unwrap();
+        let readings: Vec<Reading> = (0..300).map(|n| Reading { n }).collect();
+        let ids = buffered
+            .enqueue_batch(&readings, EnqueueOptions::partition_key("meter-7"))
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 300);
+        buffered.close().await;
+        let all = drain(reports).await;
+        let reported: Vec<&str> = all.iter().map(|r| r.message_id.as_str()).collect();
+        assert_eq!(
+            reported,
+            ids.iter().map(String::as_str).collect::<Vec<_>>(),
+            "one key reports in order"
+        );
+        assert!(all
+            .iter()
+            .all(|r| r.accepted() && r.partition_key.as_deref() == Some("meter-7")));
+        let stored: Vec<(String, Vec<u8>)> = w
+            .sandbox
+            .eventhubs()
+            .events(&ns, HUB)
+            .into_iter()
+            .map(|e| (e.message_id.unwrap_or_default(), e.body))
+            .collect();
+        assert_eq!(stored.len(), 300);
+        for (i, (id, body)) in stored.iter().enumerate() {
+            assert_eq!(id, &ids[i]);
+            assert_eq!(body, format!("{{\"n\":{i}}}").as_bytes());
+        }
+    })
+    .await;
 }
