@@ -173,6 +173,39 @@ pub enum EventHubsError {
         after: std::time::Duration,
     },
 
+    /// A buffered sender's buffer is full and the caller chose not to wait
+    /// (`BufferedSender::try_enqueue`). Nothing was enqueued.
+    #[error(
+        "the buffered sender to Event Hub `{hub}` is full ({buffered_events} events,          {buffered_bytes} bytes buffered; limits {max_events} events, {max_bytes} bytes); the          event was not enqueued. Wait with `enqueue`, drain the delivery reports, or raise          BufferedOptions::max_buffered_events / max_buffered_bytes"
+    )]
+    BufferFull {
+        /// The Event Hub.
+        hub: String,
+        /// Events buffered (queued or in flight) when the call was refused.
+        buffered_events: usize,
+        /// Their estimated encoded size.
+        buffered_bytes: u64,
+        /// The event limit.
+        max_events: usize,
+        /// The byte limit.
+        max_bytes: u64,
+    },
+
+    /// A buffered sender dropped the event without sending it: it was
+    /// aborted (`BufferedSender::abort`), or enqueued after it was closed.
+    /// The service never saw the event.
+    #[error(
+        "the buffered sender to Event Hub `{hub}` in {namespace} did not send this event: {reason}"
+    )]
+    NotSent {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
+        /// Why (aborted, closed).
+        reason: String,
+    },
+
     /// Some events were accepted and the rest were not. Events are sent in
     /// order, batch by batch: the first `accepted` of the call's events are
     /// stored by the service; those from `accepted` on were **not**, unless
@@ -282,6 +315,14 @@ impl EventHubsError {
                 Party::Either,
                 "check whether the events were stored before sending them again; if timeouts \
                  persist, the resource owner checks the namespace's health",
+            ),
+            EventHubsError::BufferFull { .. } => Remedy::new(
+                Party::Partner,
+                "wait for room (enqueue instead of try_enqueue), or raise the buffer limits",
+            ),
+            EventHubsError::NotSent { .. } => Remedy::new(
+                Party::Partner,
+                "enqueue the event again on an open sender if it must be delivered",
             ),
             EventHubsError::ServerBusy { .. } | EventHubsError::Service { .. } => Remedy::new(
                 Party::Either,

@@ -31,16 +31,24 @@
 //!   refreshed and the send retried once; busy answers and dropped
 //!   connections are retried with bounded backoff.
 //!
+//! [`BufferedSender<T>`] is the buffered mode: enqueue single events, sent in
+//! the background in batches per partition key, with a [`DeliveryReport`]
+//! for every event (see its module docs, `buffered.rs`).
+//!
 //! Not here: receiving (use azure_messaging_eventhubs' consumer with the same
 //! credential), idempotent publishing, and deduplication: like the service,
 //! a retry after an answer that was lost in transit may store an event twice.
 
 #[cfg(feature = "amqp")]
 mod amqp;
+mod buffered;
 #[cfg(feature = "https")]
 mod https;
 
 pub use crate::error::EventHubsError;
+pub use buffered::{
+    BufferedOptions, BufferedSender, DeliveryReport, DeliveryReports, EnqueueOptions,
+};
 
 use crate::credential::TokenSource;
 use crate::error::{Error, InvalidInput};
