@@ -32,7 +32,11 @@
 //!   (AADSTS700212); the issuer's keys come from its OpenID configuration
 //!   (`{iss}/.well-known/openid-configuration`, then `jwks_uri`), fetched over
 //!   HTTPS trusting the sandbox CA, so an assertion signed by any other key
-//!   fails (AADSTS700027); then `nbf`/`exp` (AADSTS700024) and `jti` replay.
+//!   fails (AADSTS700027); then `nbf`/`exp` (AADSTS700024). A federated
+//!   assertion may be presented again during its lifetime, as Entra allows
+//!   (a projected Kubernetes token or a cached managed identity token is);
+//!   [`IdentityServer::set_federated_assertions_single_use`] refuses a
+//!   replayed `jti` instead.
 //!   An app with no federated credential answers AADSTS70025. Entra's own
 //!   issuer (`https://login.microsoftonline.com/{tid}/v2.0`, the issuer of
 //!   managed identity tokens) is resolved at the sandbox's own authority.
@@ -151,6 +155,8 @@ struct IdpState {
     lifetime_secs: Arc<AtomicI64>,
     seen_jti: Mutex<HashSet<String>>,
     workload: Arc<WorkloadIssuers>,
+    /// Whether a federated assertion may be presented once only.
+    federated_single_use: Arc<std::sync::atomic::AtomicBool>,
     /// Fetches issuers' discovery documents and keys; trusts only the
     /// sandbox CA.
     http: reqwest::Client,
@@ -162,6 +168,7 @@ pub struct IdentityServer {
     stats: Arc<IdentityStats>,
     lifetime_secs: Arc<AtomicI64>,
     workload: Arc<WorkloadIssuers>,
+    federated_single_use: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for IdentityServer {
@@ -178,6 +185,7 @@ impl IdentityServer {
         let stats = Arc::new(IdentityStats::default());
         let lifetime_secs = Arc::new(AtomicI64::new(3600));
         let workload = Arc::new(WorkloadIssuers::default());
+        let federated_single_use = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ca = reqwest::Certificate::from_pem(shared.ca.pem().as_bytes())
             .map_err(std::io::Error::other)?;
         let http = reqwest::Client::builder()
@@ -192,6 +200,7 @@ impl IdentityServer {
             lifetime_secs: lifetime_secs.clone(),
             seen_jti: Mutex::new(HashSet::new()),
             workload: workload.clone(),
+            federated_single_use: federated_single_use.clone(),
             http,
         });
         let router = Router::new()
@@ -219,7 +228,19 @@ impl IdentityServer {
             stats,
             lifetime_secs,
             workload,
+            federated_single_use,
         })
+    }
+
+    /// Whether a federated assertion is refused when presented a second
+    /// time (its `jti`, or `uti` for a managed identity token, seen before).
+    /// Off by default, as in Entra: a Kubernetes projected token or a
+    /// managed identity token is presented for every token request during
+    /// its lifetime (the Azure SDKs cache it). Switch it on to prove that a
+    /// client fetches a fresh assertion for each exchange. Certificate
+    /// assertions are always single-use.
+    pub fn set_federated_assertions_single_use(&self, on: bool) {
+        self.federated_single_use.store(on, Ordering::Relaxed);
     }
 
     /// `https://127.0.0.1:{port}/`, the value for `AZURE_AUTHORITY_HOST`.
@@ -906,8 +927,9 @@ async fn check_assertion(
     headers: &HeaderMap,
     assertion: &str,
 ) -> Result<(), Response> {
-    let invalid =
-        |code: u32, msg: String| entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &msg);
+    let invalid = |code: u32, msg: String| {
+        entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &msg)
+    };
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|e| invalid(50013, format!("Assertion is malformed: {e}.")))?;
     let unverified = crate::jwt::unverified_claims(assertion)
@@ -1021,6 +1043,12 @@ async fn check_assertion(
             ),
         ));
     }
+    // Federated assertions may be presented again during their lifetime
+    // unless single use is switched on (see
+    // `IdentityServer::set_federated_assertions_single_use`).
+    if !self_issued && !st.federated_single_use.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     // A federated assertion from Entra itself (a managed identity token)
     // carries `uti` where external issuers put `jti`.
     let jti = match claim("jti") {
@@ -1076,8 +1104,9 @@ async fn federated_key(
     const CHECK: &str = "Please check your federated identity credential Subject, Audience and \
                          Issuer against the presented assertion. \
                          https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
-    let invalid =
-        |code: u32, msg: String| entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &msg);
+    let invalid = |code: u32, msg: String| {
+        entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &msg)
+    };
     let text = |n: &str| claims.get(n).and_then(Value::as_str).unwrap_or("");
     let (iss, sub) = (text("iss"), text("sub"));
     if app.federated.is_empty() {
@@ -1137,9 +1166,8 @@ async fn federated_key(
         Some(rest) => {
             let tid = rest.split('/').next().unwrap_or_default();
             let mi = st.shared.directory.managed_identity(sub);
-            let usable = mi.is_some_and(|m| {
-                m.kind == ManagedIdentityKind::UserAssigned && m.tenant_id == tid
-            });
+            let usable = mi
+                .is_some_and(|m| m.kind == ManagedIdentityKind::UserAssigned && m.tenant_id == tid);
             if !usable {
                 return Err(invalid(
                     70021,
@@ -1154,7 +1182,10 @@ async fn federated_key(
             }
             format!("{authority}{rest}/.well-known/openid-configuration")
         }
-        None => format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/')),
+        None => format!(
+            "{}/.well-known/openid-configuration",
+            iss.trim_end_matches('/')
+        ),
     };
 
     // The issuer's metadata and keys, as Entra fetches them. Entra's answer
@@ -1192,8 +1223,9 @@ async fn federated_key(
         .as_str()
         .ok_or_else(|| unreachable("the discovery document has no jwks_uri".into()))?
         .to_string();
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(fetch(jwks_uri).await.map_err(unreachable)?)
-        .map_err(|e| unreachable(format!("the JWKS is not a key set: {e}")))?;
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(fetch(jwks_uri).await.map_err(unreachable)?)
+            .map_err(|e| unreachable(format!("the JWKS is not a key set: {e}")))?;
     let kid = header.kid.clone().unwrap_or_default();
     let jwk = jwks.find(&kid).ok_or_else(|| {
         invalid(
@@ -1204,6 +1236,10 @@ async fn federated_key(
             ),
         )
     })?;
-    DecodingKey::from_jwk(jwk)
-        .map_err(|e| invalid(700027, format!("Client assertion failed signature validation: {e}.")))
+    DecodingKey::from_jwk(jwk).map_err(|e| {
+        invalid(
+            700027,
+            format!("Client assertion failed signature validation: {e}."),
+        )
+    })
 }

@@ -19,6 +19,10 @@
 //!   API, enforcing the resource owner's tenant and Azure RBAC;
 //! - **the aggregator API** ([`api`]): the two-token scheme, with both tokens
 //!   fully verified;
+//! - **managed identities** ([`managed_identity`]): App Service's managed
+//!   identity endpoint (plain HTTP on loopback), issuing managed identity
+//!   tokens for `api://AzureADTokenExchange` that an app's federated
+//!   credential accepts;
 //! - **faults** ([`faults`]): throttling, 5xx, slow answers, dropped
 //!   connections, refused tokens;
 //! - **the demo world** ([`demo`]): both tenants, the partner's app, the
@@ -42,6 +46,7 @@ pub mod eventhubs;
 pub mod faults;
 pub mod identity;
 pub mod jwt;
+pub mod managed_identity;
 pub mod standalone;
 pub mod tls;
 
@@ -83,6 +88,7 @@ struct Inner {
     identity: identity::IdentityServer,
     eventhubs: eventhubs::EventHubsSandbox,
     api: api::AggregatorApi,
+    managed_identity: managed_identity::ManagedIdentityServer,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -129,12 +135,16 @@ impl Sandbox {
         let api = api::AggregatorApi::start(&shared, identity.authority_host())
             .await
             .map_err(|e| SandboxError(format!("aggregator API: {e}")))?;
+        let managed_identity = managed_identity::ManagedIdentityServer::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("managed identity endpoint: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
                 identity,
                 eventhubs,
                 api,
+                managed_identity,
             }),
         })
     }
@@ -183,6 +193,12 @@ impl Sandbox {
     /// The aggregator API.
     pub fn api(&self) -> &api::AggregatorApi {
         &self.inner.api
+    }
+
+    /// The managed identity endpoint (App Service protocol): declare hosts
+    /// with their identities, count token requests.
+    pub fn managed_identity(&self) -> &managed_identity::ManagedIdentityServer {
+        &self.inner.managed_identity
     }
 }
 

@@ -113,7 +113,11 @@ async fn another_issuer_answers_700211() {
     let (status, answer) = exchange(
         &w,
         &w.app.app_id,
-        &sign(&w, "other-cluster", &claims(&other, SUBJECT, TOKEN_EXCHANGE_AUDIENCE)),
+        &sign(
+            &w,
+            "other-cluster",
+            &claims(&other, SUBJECT, TOKEN_EXCHANGE_AUDIENCE),
+        ),
     )
     .await;
     assert_eq!((status, aadsts(&answer)), (401, Some(700211)), "{answer}");
@@ -152,7 +156,11 @@ async fn another_audience_answers_700212_and_a_listed_sovereign_one_is_accepted(
     let (status, answer) = exchange(
         &w,
         &w.app.app_id,
-        &sign(&w, "aks", &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE_USGOV)),
+        &sign(
+            &w,
+            "aks",
+            &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE_USGOV),
+        ),
     )
     .await;
     assert_eq!((status, aadsts(&answer)), (401, Some(700212)), "{answer}");
@@ -191,7 +199,11 @@ async fn an_assertion_signed_by_another_issuers_key_answers_700027() {
     let (status, answer) = exchange(
         &w,
         &w.app.app_id,
-        &sign(&w, "other-cluster", &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE)),
+        &sign(
+            &w,
+            "other-cluster",
+            &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE),
+        ),
     )
     .await;
     assert_eq!((status, aadsts(&answer)), (401, Some(700027)), "{answer}");
@@ -223,16 +235,29 @@ async fn an_expired_or_not_yet_valid_assertion_answers_700024() {
 }
 
 #[tokio::test]
-async fn a_replayed_assertion_is_refused() {
+async fn a_federated_assertion_is_reusable_unless_single_use_is_switched_on() {
     let (w, _) = world_with_fic().await;
     let assertion = w
         .sandbox
         .identity()
         .mint_federated_assertion("aks", SUBJECT, 600)
         .unwrap();
-    let (first, answer) = exchange(&w, &w.app.app_id, &assertion).await;
+    // As in Entra: the same projected token serves every request.
+    for _ in 0..2 {
+        let (status, answer) = exchange(&w, &w.app.app_id, &assertion).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    w.sandbox
+        .identity()
+        .set_federated_assertions_single_use(true);
+    let fresh = w
+        .sandbox
+        .identity()
+        .mint_federated_assertion("aks", SUBJECT, 600)
+        .unwrap();
+    let (first, answer) = exchange(&w, &w.app.app_id, &fresh).await;
     assert_eq!(first, 200, "{answer}");
-    let (second, answer) = exchange(&w, &w.app.app_id, &assertion).await;
+    let (second, answer) = exchange(&w, &w.app.app_id, &fresh).await;
     assert_eq!((second, aadsts(&answer)), (401, Some(50013)), "{answer}");
 }
 
@@ -249,7 +274,11 @@ async fn an_issuer_whose_metadata_cannot_be_fetched_answers_50166() {
     let (status, answer) = exchange(
         &w,
         &w.app.app_id,
-        &sign(&w, "aks", &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE)),
+        &sign(
+            &w,
+            "aks",
+            &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE),
+        ),
     )
     .await;
     assert_eq!((status, aadsts(&answer)), (401, Some(50166)), "{answer}");
