@@ -23,6 +23,9 @@
 //!   identity endpoint (plain HTTP on loopback), issuing managed identity
 //!   tokens for `api://AzureADTokenExchange` that an app's federated
 //!   credential accepts;
+//! - **a GitHub Actions-style OIDC issuer** ([`github`]): a workflow job's
+//!   `ACTIONS_ID_TOKEN_REQUEST_URL` and the issuer's discovery document and
+//!   keys, for federated credentials with GitHub subjects;
 //! - **faults** ([`faults`]): throttling, 5xx, slow answers, dropped
 //!   connections, refused tokens;
 //! - **the demo world** ([`demo`]): both tenants, the partner's app, the
@@ -44,6 +47,7 @@ pub mod demo;
 pub mod directory;
 pub mod eventhubs;
 pub mod faults;
+pub mod github;
 pub mod identity;
 pub mod jwt;
 pub mod managed_identity;
@@ -89,6 +93,7 @@ struct Inner {
     eventhubs: eventhubs::EventHubsSandbox,
     api: api::AggregatorApi,
     managed_identity: managed_identity::ManagedIdentityServer,
+    github: github::GitHubActionsOidc,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -138,6 +143,9 @@ impl Sandbox {
         let managed_identity = managed_identity::ManagedIdentityServer::start(&shared)
             .await
             .map_err(|e| SandboxError(format!("managed identity endpoint: {e}")))?;
+        let github = github::GitHubActionsOidc::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("GitHub Actions OIDC issuer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
@@ -145,6 +153,7 @@ impl Sandbox {
                 eventhubs,
                 api,
                 managed_identity,
+                github,
             }),
         })
     }
@@ -199,6 +208,12 @@ impl Sandbox {
     /// with their identities, count token requests.
     pub fn managed_identity(&self) -> &managed_identity::ManagedIdentityServer {
         &self.inner.managed_identity
+    }
+
+    /// The GitHub Actions-style OIDC issuer (request URL and token, the job
+    /// its tokens describe, counters).
+    pub fn github_actions(&self) -> &github::GitHubActionsOidc {
+        &self.inner.github
     }
 }
 

@@ -294,3 +294,91 @@ fn the_three_argument_form_keeps_the_default_audience() {
     let fic = &d.app(&app.app_id).unwrap().federated[0];
     assert_eq!(fic.audiences, vec![TOKEN_EXCHANGE_AUDIENCE.to_string()]);
 }
+
+/// `core.getIDToken(audience)` as the actions toolkit does it.
+async fn github_id_token(w: &DemoWorld, bearer: Option<&str>, audience: &str) -> (u16, Value) {
+    let gh = w.sandbox.github_actions();
+    let url = format!(
+        "{}&audience={}",
+        gh.request_url(),
+        url::form_urlencoded::byte_serialize(audience.as_bytes()).collect::<String>()
+    );
+    let mut req = client(w)
+        .get(url)
+        .header("accept", "application/json; api-version=2.0");
+    if let Some(b) = bearer {
+        req = req.header("authorization", format!("Bearer {b}"));
+    }
+    let r = req.send().await.expect("the issuer answers");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_github_actions_token_is_shaped_like_githubs_and_exchanged_by_its_credential() {
+    let w = DemoWorld::start().await.expect("sandbox starts");
+    let gh = w.sandbox.github_actions();
+    let token = gh.request_token().to_string();
+
+    // The request token is required and must match.
+    assert_eq!(
+        github_id_token(&w, None, TOKEN_EXCHANGE_AUDIENCE).await.0,
+        401
+    );
+    assert_eq!(
+        github_id_token(&w, Some("nope"), TOKEN_EXCHANGE_AUDIENCE)
+            .await
+            .0,
+        401
+    );
+    let (status, body) = github_id_token(&w, Some(&token), TOKEN_EXCHANGE_AUDIENCE).await;
+    assert_eq!(status, 200, "{body}");
+    let jwt = body["value"]
+        .as_str()
+        .expect("{\"value\": jwt}")
+        .to_string();
+    let claims = crosstenant_sandbox::jwt::unverified_claims(&jwt).unwrap();
+    assert_eq!(claims["iss"], gh.issuer());
+    assert!(!gh.issuer().ends_with('/'));
+    assert_eq!(claims["sub"], "repo:fabrikam/telemetry:ref:refs/heads/main");
+    assert_eq!(claims["aud"], TOKEN_EXCHANGE_AUDIENCE);
+    assert_eq!(claims["repository"], "fabrikam/telemetry");
+    assert_eq!(claims["ref"], "refs/heads/main");
+    assert_eq!(
+        claims["job_workflow_ref"],
+        "fabrikam/telemetry/.github/workflows/deploy.yml@refs/heads/main"
+    );
+    assert!(claims["jti"].is_string());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+    // Its own key, published at its own JWKS, not Entra's.
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    let kid = header.kid.unwrap();
+    assert!(gh.keys().jwks().find(&kid).is_some());
+    assert!(w.sandbox.issuer().jwks().find(&kid).is_none());
+    // Without an audience, GitHub's default: the owner's URL.
+    let (_, body) = github_id_token(&w, Some(&token), "").await;
+    let default_aud =
+        crosstenant_sandbox::jwt::unverified_claims(body["value"].as_str().unwrap()).unwrap();
+    assert_eq!(default_aud["aud"], "https://github.com/fabrikam");
+    assert_eq!(gh.token_requests(), 4);
+    assert_eq!(gh.tokens_issued(), 2);
+
+    // Exchanged through a credential naming GitHub's issuer and subject.
+    w.sandbox
+        .directory()
+        .add_federated_credential(&w.app.app_id, &gh.issuer(), &gh.subject())
+        .unwrap();
+    let (status, answer) = exchange(&w, &w.app.app_id, &jwt).await;
+    assert_eq!(status, 200, "{answer}");
+    // A token of another branch is another subject.
+    gh.set_job(crosstenant_sandbox::github::GitHubJob {
+        git_ref: "refs/heads/feature".into(),
+        ..gh.job()
+    });
+    let (_, body) = github_id_token(&w, Some(&token), TOKEN_EXCHANGE_AUDIENCE).await;
+    let (status, answer) = exchange(&w, &w.app.app_id, body["value"].as_str().unwrap()).await;
+    assert_eq!((status, aadsts(&answer)), (401, Some(700213)), "{answer}");
+}
