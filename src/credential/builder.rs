@@ -214,8 +214,11 @@ impl CrossTenantCredentialBuilder {
     /// Reads the names every Azure SDK uses: `AZURE_TENANT_ID` (here: the
     /// **resource owner's** tenant), `AZURE_CLIENT_ID`, and one of
     /// `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH` (PEM or PFX,
-    /// with `AZURE_CLIENT_CERTIFICATE_PASSWORD`), `AZURE_FEDERATED_TOKEN_FILE`;
-    /// optionally `AZURE_AUTHORITY_HOST`.
+    /// with `AZURE_CLIENT_CERTIFICATE_PASSWORD`; followed as with
+    /// [`certificate_pem_file`](Self::certificate_pem_file)),
+    /// `AZURE_FEDERATED_TOKEN_FILE`; optionally `AZURE_AUTHORITY_HOST`, and
+    /// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` (`true` or `1`: send the chain
+    /// in `x5c`, as azure-identity reads it).
     pub fn from_env(self) -> Self {
         self.with_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
