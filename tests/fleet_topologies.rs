@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn register_clients(world: &DemoWorld, prefix: &str, n: usize) -> Vec<String> {
     let api = world.sandbox.api();
@@ -314,6 +315,25 @@ async fn a_cluster_shares_tokens_and_single_flight_holds() {
     all_ask(std::slice::from_ref(&late), &scopes).await;
     assert_eq!(token_requests(&world) - before, 0);
     assert_eq!(stats(&late).hits, scopes.len() as u64);
+    // The fleet's key is checked at build() on a Cluster too.
+    let err = CrossTenantCredential::builder()
+        .resource_tenant(&world.owner.id)
+        .client_id(&world.app.app_id)
+        .client_secret(world.client_secret())
+        .authority_host(world.sandbox.authority_host().as_str())
+        .root_certificates_pem(world.sandbox.ca_pem())
+        .shared_cache(
+            SharedTokenCache::redis(&url)
+                .key_base64(OTHER_KEY)
+                .namespace("cls")
+                .timeout(Duration::from_secs(1)),
+        )
+        .build()
+        .err()
+        .expect("a key that is not the fleet's is refused at build()")
+        .to_string();
+    assert!(err.contains("CROSSTENANT_REDIS_KEY"), "{err}");
+    assert!(!err.contains(OTHER_KEY), "{err}");
     println!(
         "cluster: 4 instances x {} scopes in {took:?}: {requests} token requests, {total:?}; keys per primary {per_node:?}",
         scopes.len()

@@ -1595,6 +1595,62 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_and_cluster_urls_are_read_and_bad_ones_refused() {
+        let t = Topology::parse(
+            "redis+sentinel://:hunter2@127.0.0.1:26379, 127.0.0.1:26380/mymaster/2",
+            "x",
+        )
+        .unwrap();
+        match t {
+            Topology::Sentinel {
+                sentinels,
+                service,
+                node: _,
+            } => {
+                assert_eq!(sentinels.len(), 2);
+                assert_eq!(service, "mymaster");
+                // The password is the primary's, not sent to the Sentinels.
+                assert!(sentinels
+                    .iter()
+                    .all(|s| s.redis_settings().password().is_none()));
+            }
+            _ => panic!("not Sentinel"),
+        }
+        assert!(matches!(
+            Topology::parse("rediss+cluster://u:p@10.0.0.1:7000,10.0.0.2:7000", "x").unwrap(),
+            Topology::Cluster(_)
+        ));
+        assert!(matches!(
+            Topology::parse("redis://127.0.0.1:6379/1", "x").unwrap(),
+            Topology::Single(_)
+        ));
+        for (bad, why) in [
+            ("redis+sentinel://127.0.0.1:26379", "primary name"),
+            ("redis+sentinel:///mymaster", "no sentinel host"),
+            ("redis+cluster://127.0.0.1:7000/1", "one database"),
+            ("redis+cluster://", "no cluster host"),
+            ("nope://x", "not a Redis URL"),
+        ] {
+            let err = Topology::parse(bad, "<shown>").err().unwrap().to_string();
+            assert!(err.contains(why) && err.contains("<shown>"), "{bad}: {err}");
+        }
+        // Several hosts are no URL the url crate reads: still redacted.
+        assert_eq!(
+            redact_url("redis+sentinel://:hunter2@h1:1,h2:2/m"),
+            "redis+sentinel://<redacted>@h1:1,h2:2/m"
+        );
+        assert_eq!(
+            redact_url("redis+cluster://h1:1,h2:2"),
+            "redis+cluster://h1:1,h2:2"
+        );
+        let debug = format!(
+            "{:?}",
+            SharedTokenCache::redis("rediss+cluster://user:hunter2@h1:1,h2:2")
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
     fn keys_are_checked_and_never_printed() {
         let err = SharedTokenCache::redis("redis://127.0.0.1:1")
             .key_base64("c2hvcnQ=")
