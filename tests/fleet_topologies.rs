@@ -329,8 +329,7 @@ async fn a_cluster_shares_tokens_and_single_flight_holds() {
                 .timeout(Duration::from_secs(1)),
         )
         .build()
-        .err()
-        .expect("a key that is not the fleet's is refused at build()")
+        .expect_err("a key that is not the fleet's is refused at build()")
         .to_string();
     assert!(err.contains("CROSSTENANT_REDIS_KEY"), "{err}");
     assert!(!err.contains(OTHER_KEY), "{err}");

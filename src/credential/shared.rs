@@ -408,7 +408,7 @@ enum Topology {
         /// TLS, credentials and database for the primary.
         node: redis::sentinel::SentinelNodeConnectionInfo,
     },
-    Cluster(redis::cluster::ClusterClient),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 impl Topology {
@@ -477,7 +477,7 @@ impl Topology {
             return redis::cluster::ClusterClientBuilder::new(nodes)
                 .retries(2)
                 .build()
-                .map(Topology::Cluster)
+                .map(|c| Topology::Cluster(Box::new(c)))
                 .map_err(|e| bad(format!("not a Cluster address list ({:?})", e.kind())));
         }
         let mut segments = path.split('/').filter(|p| !p.is_empty());
