@@ -111,6 +111,24 @@ impl Caller {
     }
 }
 
+/// A certificate whose validity ended in 2021.
+fn expired_certificate(cn: &str) -> TestCert {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 6, 30);
+    let cert = params.self_signed(&key).expect("self-signed");
+    TestCert {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key_pem: key.serialize_pem(),
+        key_pkcs8_der: key.serialize_der(),
+    }
+}
+
 fn register(w: &World, cert: &TestCert) {
     w.sandbox
         .directory()
@@ -300,10 +318,28 @@ async fn a_broken_replacement_keeps_the_certificate_in_use_and_warns() {
     unregister(&w, &old);
     caller.succeeded(5).await;
 
+    // An expired certificate as the replacement: as at load, it is used
+    // (Entra decides; the sandbox's registration does not expire) and
+    // warned about.
+    let expired = expired_certificate("broken-expired");
+    register(&w, &expired);
+    let before = logs.text().len();
+    replace_atomically(&path, pem_of(&expired).as_bytes());
+    caller.past_a_reload_check().await;
+    unregister(&w, &next);
+    caller.succeeded(5).await;
+    let new_logs = logs.text()[before..].to_string();
+    assert!(new_logs.contains("has expired"), "{new_logs}");
+
     let (ok, failed) = caller.stop().await;
     assert!(failed.is_empty(), "failed calls: {failed:?}");
     let all = logs.text();
-    for key in [&old.key_pem, &other.key_pem, &next.key_pem] {
+    for key in [
+        &old.key_pem,
+        &other.key_pem,
+        &next.key_pem,
+        &expired.key_pem,
+    ] {
         let body: String = key.lines().nth(1).unwrap().to_string();
         assert!(!all.contains(&body), "key material in the logs");
     }

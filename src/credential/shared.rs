@@ -1112,8 +1112,11 @@ impl RedisLevel {
                 return Ok((c.generation, c.conn));
             };
             self.touch(c.generation);
-            match self.client.primary(&mut sentinel).await {
-                Ok((_, addr)) if addr != c.addr => {
+            // Half the call's budget at most: a slow Sentinel must not cost
+            // this call its answer.
+            let asked = tokio::time::timeout(self.timeout / 2, self.client.primary(&mut sentinel));
+            match asked.await {
+                Ok(Ok((_, addr))) if addr != c.addr => {
                     tracing::info!(redis = %self.url, "shared token cache: the Sentinels name another primary; switching to it");
                     self.forget_connection(c.generation);
                 }
