@@ -5,7 +5,7 @@
 //! Not here: loading certificates and signing (`certificate`), the token
 //! request itself (`request`).
 
-use super::certificate::{AssertionAlgorithm, ClientCertificate};
+use super::certificate::{AssertionAlgorithm, CertificateSlot};
 use crate::error::Error;
 use azure_core::credentials::Secret;
 use azure_core::http::ClientMethodOptions;
@@ -27,7 +27,8 @@ pub(super) type AssertionCallback = Arc<dyn Fn() -> AssertionFuture + Send + Syn
 pub(super) enum ClientAuth {
     Secret(Secret),
     Certificate {
-        certificate: Arc<ClientCertificate>,
+        /// Fixed, or following its file (reloaded when replaced).
+        certificate: Arc<CertificateSlot>,
         algorithm: AssertionAlgorithm,
         send_chain: bool,
     },
@@ -75,6 +76,8 @@ impl ClientAssertion for AssertionSource {
                 algorithm,
                 send_chain,
             } => certificate
+                .current()
+                .await
                 .sign_assertion(
                     &self.client_id,
                     &self.token_endpoint,

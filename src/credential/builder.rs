@@ -2,7 +2,9 @@
 //! variables, and the checks `build` makes before anything is sent.
 
 use super::assertion::ClientAuth;
-use super::certificate::{AssertionAlgorithm, CertificateError, ClientCertificate};
+use super::certificate::{
+    AssertionAlgorithm, CertificateError, CertificateSlot, ClientCertificate,
+};
 use super::{cache, CrossTenantCredential, Inner};
 use crate::error::{Error, InvalidInput};
 use crate::http::HttpSettings;
@@ -71,7 +73,15 @@ impl CrossTenantCredentialBuilder {
     }
 
     /// Authenticate with a certificate already loaded.
-    pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
+    pub fn certificate(self, certificate: ClientCertificate) -> Self {
+        self.certificate_slot(Ok(CertificateSlot::fixed(certificate)))
+    }
+
+    fn certificate_slot(mut self, loaded: Result<CertificateSlot, CertificateError>) -> Self {
+        let certificate = match loaded {
+            Ok(c) => c,
+            Err(e) => return self.certificate_result(Err(e)),
+        };
         self.auth.push(ClientAuth::Certificate {
             certificate: Arc::new(certificate),
             algorithm: AssertionAlgorithm::default(),
@@ -100,8 +110,11 @@ impl CrossTenantCredentialBuilder {
     }
 
     /// Authenticate with a PEM file holding the certificate and its key.
+    /// The file is followed: when it is replaced (a renewed certificate),
+    /// the new one is used without a restart; a replacement that does not
+    /// load keeps the current one, with a warning.
     pub fn certificate_pem_file(self, path: impl Into<PathBuf>) -> Self {
-        self.certificate_result(ClientCertificate::from_pem_file(&path.into()))
+        self.certificate_slot(CertificateSlot::pem_file(&path.into()))
     }
 
     /// Authenticate with a PKCS#12 / PFX archive and its password.
@@ -109,9 +122,10 @@ impl CrossTenantCredentialBuilder {
         self.certificate_result(ClientCertificate::from_pfx(pfx.as_ref(), password))
     }
 
-    /// Authenticate with a PFX file and its password.
+    /// Authenticate with a PFX file and its password. The file is followed
+    /// as with [`certificate_pem_file`](Self::certificate_pem_file).
     pub fn certificate_pfx_file(self, path: impl Into<PathBuf>, password: &str) -> Self {
-        self.certificate_result(ClientCertificate::from_pfx_file(&path.into(), password))
+        self.certificate_slot(CertificateSlot::pfx_file(&path.into(), password))
     }
 
     /// Sign assertions with PS256 and name the certificate by `x5t#S256`
@@ -200,8 +214,11 @@ impl CrossTenantCredentialBuilder {
     /// Reads the names every Azure SDK uses: `AZURE_TENANT_ID` (here: the
     /// **resource owner's** tenant), `AZURE_CLIENT_ID`, and one of
     /// `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH` (PEM or PFX,
-    /// with `AZURE_CLIENT_CERTIFICATE_PASSWORD`), `AZURE_FEDERATED_TOKEN_FILE`;
-    /// optionally `AZURE_AUTHORITY_HOST`.
+    /// with `AZURE_CLIENT_CERTIFICATE_PASSWORD`; followed as with
+    /// [`certificate_pem_file`](Self::certificate_pem_file)),
+    /// `AZURE_FEDERATED_TOKEN_FILE`; optionally `AZURE_AUTHORITY_HOST`, and
+    /// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` (`true` or `1`: send the chain
+    /// in `x5c`, as azure-identity reads it).
     pub fn from_env(self) -> Self {
         self.with_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -224,6 +241,24 @@ impl CrossTenantCredentialBuilder {
             } else {
                 self.certificate_pem_file(p)
             };
+        }
+        if let Some(v) = var("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN") {
+            // As azure-identity reads it: `1` or `true` (any case) sends x5c.
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" => self = self.send_certificate_chain(true),
+                "0" | "false" => {}
+                _ => {
+                    self.pending_error.get_or_insert(
+                        InvalidInput::new(
+                            "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+                            &v,
+                            "give `true` or `1` to send the certificate chain (x5c), `false` or \
+                             `0` (or leave it unset) not to",
+                        )
+                        .into(),
+                    );
+                }
+            }
         }
         if let Some(f) = var("AZURE_FEDERATED_TOKEN_FILE") {
             self = self.federated_token_file(f);

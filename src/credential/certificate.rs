@@ -10,9 +10,19 @@
 //! token endpoint, `iss` = `sub` = the client id, a unique `jti`, and
 //! `nbf`/`exp` at most ten minutes apart.
 //!
-//! Keys are RSA (Entra's requirement for certificate credentials), loaded
-//! once and kept in memory; signing uses aws-lc-rs, so no system OpenSSL is
-//! needed. Nothing in this module prints key material.
+//! Keys are RSA (Entra's requirement for certificate credentials), kept in
+//! memory; signing uses aws-lc-rs, so no system OpenSSL is needed. Nothing in
+//! this module prints key material.
+//!
+//! A certificate given by path follows its file ([`CertificateSlot`]): Key
+//! Vault sync, cert-manager and the CSI secrets driver replace the file
+//! (usually by an atomic rename) when they renew the certificate, and the
+//! credential signs with the new one without a restart. The file's metadata
+//! is looked at on token requests, at most once every
+//! [`RELOAD_CHECK_EVERY`]; it is read again only when its metadata changed.
+//! A replacement that does not load (half-written, corrupt, wrong password,
+//! key not matching) keeps the certificate in use, with a warning naming the
+//! path and what is wrong; the next change of the file is tried again.
 
 use aws_lc_rs::{digest, rand, signature};
 use azure_core::Uuid;
@@ -22,6 +32,9 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 pub use crate::error::CertificateError;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -307,6 +320,199 @@ impl ClientCertificate {
     }
 }
 
+/// How often, at most, a certificate file is looked at (its metadata only)
+/// for a replacement. Checks happen on token requests, never on a cached
+/// token.
+pub const RELOAD_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// How a certificate file is read again.
+enum FileFormat {
+    Pem,
+    /// A PFX and its password (never printed).
+    Pfx(azure_core::credentials::Secret),
+}
+
+/// What identifies one version of a file without reading it: an atomic
+/// rename changes the inode, a rewrite in place the length or times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileVersion {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+    #[cfg(unix)]
+    changed: (i64, i64),
+}
+
+impl FileVersion {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: (meta.dev(), meta.ino()),
+            #[cfg(unix)]
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// A certificate file being followed.
+struct Watch {
+    path: PathBuf,
+    format: FileFormat,
+    /// When the file was last looked at, and the version last read (good or
+    /// bad: a bad file is not read again until it changes).
+    state: tokio::sync::Mutex<(Instant, Option<FileVersion>)>,
+    /// Times the file was read after the first load.
+    reads: std::sync::atomic::AtomicU64,
+}
+
+/// The certificate a credential signs with: fixed (given as bytes or
+/// already loaded), or following its file (given by path), reloaded when the
+/// file is replaced. See the module documentation.
+pub(crate) struct CertificateSlot {
+    current: RwLock<Arc<ClientCertificate>>,
+    watch: Option<Watch>,
+}
+
+impl fmt::Debug for CertificateSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateSlot")
+            .field("current", &*self.loaded())
+            .field("file", &self.watch.as_ref().map(|w| &w.path))
+            .finish()
+    }
+}
+
+impl CertificateSlot {
+    /// A certificate that never changes.
+    pub(crate) fn fixed(certificate: ClientCertificate) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(certificate)),
+            watch: None,
+        }
+    }
+
+    /// A PEM file (certificate and key), followed.
+    pub(crate) fn pem_file(path: &Path) -> Result<Self, CertificateError> {
+        Self::file(path, FileFormat::Pem)
+    }
+
+    /// A PFX file and its password, followed.
+    pub(crate) fn pfx_file(path: &Path, password: &str) -> Result<Self, CertificateError> {
+        Self::file(
+            path,
+            FileFormat::Pfx(azure_core::credentials::Secret::new(password.to_string())),
+        )
+    }
+
+    fn file(path: &Path, format: FileFormat) -> Result<Self, CertificateError> {
+        // The version before the read: a change during the read shows as a
+        // newer version at the next check, and is read then.
+        let version = std::fs::metadata(path).ok().map(|m| FileVersion::of(&m));
+        let certificate = load(path, &format, &read(path)?)?;
+        Ok(Self {
+            current: RwLock::new(Arc::new(certificate)),
+            watch: Some(Watch {
+                path: path.to_path_buf(),
+                format,
+                state: tokio::sync::Mutex::new((Instant::now(), version)),
+                reads: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The certificate in use now, without looking at the file.
+    pub(crate) fn loaded(&self) -> Arc<ClientCertificate> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The certificate to sign with: for a file, first looks whether it was
+    /// replaced (at most once every [`RELOAD_CHECK_EVERY`]; a caller that
+    /// finds another one looking takes the current certificate at once).
+    pub(crate) async fn current(&self) -> Arc<ClientCertificate> {
+        if let Some(watch) = &self.watch {
+            if let Ok(mut state) = watch.state.try_lock() {
+                if state.0.elapsed() >= RELOAD_CHECK_EVERY {
+                    state.0 = Instant::now();
+                    self.check(watch, &mut state.1).await;
+                }
+            }
+        }
+        self.loaded()
+    }
+
+    async fn check(&self, watch: &Watch, seen: &mut Option<FileVersion>) {
+        let path = watch.path.display();
+        let version = match tokio::fs::metadata(&watch.path).await {
+            Ok(m) => FileVersion::of(&m),
+            Err(e) => {
+                // Between an unlink and a rename, or a volume remount: keep
+                // the certificate; the file is looked at again next time.
+                tracing::warn!(path = %path, error = %e, "client certificate file unreadable; still signing with the certificate loaded before");
+                return;
+            }
+        };
+        if seen.as_ref() == Some(&version) {
+            return;
+        }
+        watch
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let loaded = match tokio::fs::read(&watch.path).await {
+            Ok(data) => load(&watch.path, &watch.format, &data),
+            Err(e) => Err(CertificateError::Unreadable {
+                path: path.to_string(),
+                reason: e.to_string(),
+            }),
+        };
+        *seen = Some(version);
+        match loaded {
+            Ok(new) => {
+                let old = self.loaded();
+                if new.thumbprint() != old.thumbprint() {
+                    tracing::info!(
+                        path = %path,
+                        old_thumbprint = %old.thumbprint(),
+                        thumbprint = %new.thumbprint(),
+                        subject = %new.subject(),
+                        "client certificate file replaced; signing with the new certificate"
+                    );
+                }
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    path = %path,
+                    error = %e,
+                    thumbprint_in_use = %self.loaded().thumbprint(),
+                    "client certificate file changed but does not load; still signing with the certificate loaded before (fix or replace the file)"
+                );
+            }
+        }
+    }
+}
+
+fn load(
+    path: &Path,
+    format: &FileFormat,
+    data: &[u8],
+) -> Result<ClientCertificate, CertificateError> {
+    let name = path.display().to_string();
+    match format {
+        FileFormat::Pem => ClientCertificate::from_pem_parts(data, data, &name),
+        FileFormat::Pfx(password) => {
+            ClientCertificate::from_pfx_named(data, password.secret(), &name)
+        }
+    }
+}
+
 fn read(path: &std::path::Path) -> Result<Vec<u8>, CertificateError> {
     std::fs::read(path).map_err(|e| CertificateError::Unreadable {
         path: path.display().to_string(),
@@ -369,6 +575,53 @@ mod tests {
         assert!(claims.header("x5c").is_some());
         assert_eq!(claims.get("iss"), claims.get("sub"));
         assert!(claims.expires_at().unwrap() - claims.not_before().unwrap() <= 600);
+    }
+
+    /// The file is looked at no more than once per [`RELOAD_CHECK_EVERY`],
+    /// and read only when it changed: a good replacement is taken, a bad
+    /// one is read once (not on every check) and the certificate stays.
+    #[tokio::test]
+    async fn a_followed_file_is_read_again_only_after_the_interval_and_a_change() {
+        let dir = std::env::temp_dir().join(format!("crosstenant-slot-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.pem");
+        let pem = |(c, k, _): (String, String, Vec<u8>)| format!("{c}{k}");
+        std::fs::write(&path, pem(generated())).unwrap();
+        let slot = CertificateSlot::pem_file(&path).unwrap();
+        let reads = || {
+            slot.watch
+                .as_ref()
+                .unwrap()
+                .reads
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let first = slot.current().await.thumbprint().to_string();
+        let replace = |text: &str| {
+            std::fs::write(dir.join("tmp"), text).unwrap();
+            std::fs::rename(dir.join("tmp"), &path).unwrap();
+        };
+        replace(&pem(generated()));
+        // Within the interval: not looked at, however many calls.
+        for _ in 0..100 {
+            assert_eq!(slot.current().await.thumbprint(), first);
+        }
+        assert_eq!(reads(), 0);
+        tokio::time::sleep(RELOAD_CHECK_EVERY).await;
+        let second = slot.current().await.thumbprint().to_string();
+        assert_ne!(second, first);
+        assert_eq!(reads(), 1);
+        // Unchanged: looked at, not read.
+        tokio::time::sleep(RELOAD_CHECK_EVERY).await;
+        assert_eq!(slot.current().await.thumbprint(), second);
+        assert_eq!(reads(), 1);
+        // A bad replacement: read once, the certificate stays.
+        replace("not a certificate");
+        for _ in 0..2 {
+            tokio::time::sleep(RELOAD_CHECK_EVERY).await;
+            assert_eq!(slot.current().await.thumbprint(), second);
+        }
+        assert_eq!(reads(), 2);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub use assertion::AssertionFuture;
 use assertion::ClientAuth;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 pub use builder::CrossTenantCredentialBuilder;
-pub use certificate::{AssertionAlgorithm, CertificateError, ClientCertificate};
+pub use certificate::{
+    AssertionAlgorithm, CertificateError, ClientCertificate, RELOAD_CHECK_EVERY,
+};
 pub use source::TokenSource;
 use std::sync::Arc;
 use url::Url;

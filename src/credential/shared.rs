@@ -48,7 +48,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Environment variable: the Redis URL (`redis://`, `rediss://` for TLS,
-/// `redis+unix://`). Setting it turns the shared cache on in `from_env`.
+/// `redis+unix://`; `redis+sentinel://` and `redis+cluster://` as
+/// [`SharedTokenCache::redis`] describes). Setting it turns the shared cache
+/// on in `from_env`.
 pub const ENV_URL: &str = "CROSSTENANT_REDIS_URL";
 /// Environment variable: the current key, 32 random bytes in base64.
 pub const ENV_KEY: &str = "CROSSTENANT_REDIS_KEY";
@@ -148,10 +150,21 @@ impl std::fmt::Debug for SharedTokenCache {
 }
 
 impl SharedTokenCache {
-    /// A shared cache on the Redis server at `url` (`redis://host:6379`,
-    /// `rediss://` for TLS, optionally `:password@` or `user:password@`, and
-    /// `/db`). Needs a key: [`key_base64`](Self::key_base64) or
-    /// [`key`](Self::key).
+    /// A shared cache on the Redis at `url`. Needs a key:
+    /// [`key_base64`](Self::key_base64) or [`key`](Self::key).
+    ///
+    /// - One server (or a managed endpoint that follows failovers):
+    ///   `redis://host:6379`, `rediss://` for TLS, optionally `:password@`
+    ///   or `user:password@`, and `/db`.
+    /// - Sentinel: `redis+sentinel://[:password@]sentinel1:26379,sentinel2:26379/<primary name>[/db]`
+    ///   (`rediss+sentinel://` for TLS to both). The Sentinels name the
+    ///   primary (its role is checked); the credentials are the primary's.
+    ///   After a failed call the next one asks the Sentinels again, so a
+    ///   failover costs the calls in between a fallback to Entra, nothing
+    ///   more.
+    /// - Cluster: `redis+cluster://[:password@]node1:6379,node2:6379` (any
+    ///   nodes; `rediss+cluster://` for TLS). A scope's value and lock share
+    ///   a hash tag, so its lock and fenced store live on one slot.
     pub fn redis(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -293,17 +306,7 @@ impl SharedTokenCache {
             .into());
         };
         let redacted = redact_url(&self.url);
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| {
-            InvalidInput::new(
-                ENV_URL,
-                &redacted,
-                format!(
-                    "not a Redis URL ({:?}); give redis://host:6379, rediss://host:6380 for TLS, \
-                     optionally with :password@ and /db",
-                    e.kind()
-                ),
-            )
-        })?;
+        let client = Topology::parse(&self.url, &redacted)?;
         for (name, d, max) in [
             ("timeout", self.timeout, Duration::from_secs(10)),
             ("lock_ttl", self.lock_ttl, Duration::from_secs(600)),
@@ -333,6 +336,9 @@ impl SharedTokenCache {
         let level = Arc::new(RedisLevel {
             client,
             manager: OnceLock::new(),
+            dynamic: Mutex::new(None),
+            resolving: tokio::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
             ciphers,
             identity: identity.to_string(),
             check_key: format!("{}:keycheck", self.namespace),
@@ -364,11 +370,273 @@ fn redact_url(url: &str) -> String {
             }
             u.to_string()
         }
-        // Not a URL: show nothing of it past a possible credential.
-        Err(_) => match url.rsplit_once('@') {
-            Some((_, host)) => format!("<redacted>@{host}"),
-            None => url.to_string(),
-        },
+        // Not a URL the url crate reads (e.g. several hosts, as Sentinel
+        // and Cluster URLs have): keep the scheme, hosts and path, and
+        // nothing of a possible credential.
+        Err(_) => {
+            let (scheme, rest) = match url.split_once("://") {
+                Some((scheme, rest)) => (format!("{scheme}://"), rest),
+                None => (String::new(), url),
+            };
+            let (authority, path) = match rest.split_once('/') {
+                Some((a, p)) => (a, format!("/{p}")),
+                None => (rest, String::new()),
+            };
+            match authority.rsplit_once('@') {
+                Some((_, hosts)) => format!("{scheme}<redacted>@{hosts}{path}"),
+                // No credential before the hosts; one after them would not
+                // be a URL's, so show nothing past an `@` anywhere.
+                None => match url.rsplit_once('@') {
+                    Some((_, tail)) => format!("<redacted>@{tail}"),
+                    None => url.to_string(),
+                },
+            }
+        }
+    }
+}
+
+/// Where the shared level's Redis is: one server (or a managed endpoint
+/// that follows failovers), a primary found through Sentinel, or a
+/// Cluster. Chosen by the URL's scheme (see [`SharedTokenCache::redis`]).
+enum Topology {
+    Single(redis::Client),
+    Sentinel {
+        /// The Sentinels, tried in turn.
+        sentinels: Vec<redis::ConnectionInfo>,
+        /// The primary's name in the Sentinels' configuration.
+        service: String,
+        /// TLS, credentials and database for the primary.
+        node: redis::sentinel::SentinelNodeConnectionInfo,
+    },
+    Cluster(Box<redis::cluster::ClusterClient>),
+}
+
+impl Topology {
+    /// `redis://`, `rediss://`, `redis+unix://`: one server.
+    /// `redis+sentinel://[user:password@]host:port[,host:port…]/service[/db]`
+    /// (`rediss+sentinel://` for TLS): a primary found through Sentinel.
+    /// `redis+cluster://[user:password@]host:port[,host:port…]`
+    /// (`rediss+cluster://`): a Cluster, from any of its nodes.
+    fn parse(url: &str, redacted: &str) -> Result<Self, Error> {
+        let bad = |what: String| -> Error {
+            InvalidInput::new(
+                ENV_URL,
+                redacted,
+                format!(
+                    "{what}; give redis://host:6379 (rediss:// for TLS), optionally with \
+                     :password@ and /db; or redis+sentinel://[:password@]sentinel1:26379,\
+                     sentinel2:26379/<primary name>[/db]; or redis+cluster://[:password@]\
+                     node1:6379,node2:6379 (docs/FLEET_CACHE.md)"
+                ),
+            )
+            .into()
+        };
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (tls, kind) = match scheme.to_ascii_lowercase().as_str() {
+            "redis+sentinel" => (false, "sentinel"),
+            "rediss+sentinel" => (true, "sentinel"),
+            "redis+cluster" => (false, "cluster"),
+            "rediss+cluster" => (true, "cluster"),
+            _ => {
+                return redis::Client::open(url)
+                    .map(Topology::Single)
+                    .map_err(|e| bad(format!("not a Redis URL ({:?})", e.kind())));
+            }
+        };
+        let base = if tls { "rediss" } else { "redis" };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let hosts: Vec<&str> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect();
+        if hosts.is_empty() {
+            return Err(bad(format!("no {kind} host:port in the URL")));
+        }
+        let with_user = |host: &str, path: &str| match userinfo {
+            Some(u) => format!("{base}://{u}@{host}{path}"),
+            None => format!("{base}://{host}{path}"),
+        };
+        let info = |text: String| {
+            use redis::IntoConnectionInfo as _;
+            text.into_connection_info()
+                .map_err(|e| bad(format!("not a Redis address ({:?})", e.kind())))
+        };
+        if kind == "cluster" {
+            if !path.is_empty() {
+                return Err(bad("a Cluster has one database: no /db".into()));
+            }
+            let nodes = hosts
+                .iter()
+                .map(|h| info(with_user(h, "")))
+                .collect::<Result<Vec<_>, _>>()?;
+            return redis::cluster::ClusterClientBuilder::new(nodes)
+                .retries(2)
+                .build()
+                .map(|c| Topology::Cluster(Box::new(c)))
+                .map_err(|e| bad(format!("not a Cluster address list ({:?})", e.kind())));
+        }
+        let mut segments = path.split('/').filter(|p| !p.is_empty());
+        let Some(service) = segments.next() else {
+            return Err(bad(
+                "no primary name after the Sentinel addresses (…:26379/mymaster)".into(),
+            ));
+        };
+        let db = match segments.next() {
+            Some(db) => format!("/{db}"),
+            None => String::new(),
+        };
+        // The credentials are the primary's; Sentinels are asked without.
+        let primary = info(with_user("sentinel-primary:6379", &db))?;
+        let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(primary.redis_settings().clone());
+        if tls {
+            node = node.set_tls_mode(redis::TlsMode::Secure);
+        }
+        let sentinels = hosts
+            .iter()
+            .map(|h| info(format!("{base}://{h}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Topology::Sentinel {
+            sentinels,
+            service: service.to_string(),
+            node,
+        })
+    }
+
+    /// The primary the Sentinels name now, its role checked (a client for
+    /// it, and its address). `sentinel` keeps the Sentinel client (and its
+    /// connections to the Sentinels) between lookups.
+    async fn primary(
+        &self,
+        sentinel: &mut Option<redis::sentinel::SentinelClient>,
+    ) -> redis::RedisResult<(redis::Client, String)> {
+        let Topology::Sentinel {
+            sentinels,
+            service,
+            node,
+        } = self
+        else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "not a Sentinel topology",
+            )));
+        };
+        let client = match sentinel {
+            Some(c) => c,
+            None => sentinel.insert(redis::sentinel::SentinelClient::build(
+                sentinels.clone(),
+                service.as_str(),
+                Some(node.clone()),
+                redis::sentinel::SentinelServerType::Master,
+            )?),
+        };
+        let primary = client.async_get_client().await?;
+        let addr = primary.get_connection_info().addr().to_string();
+        Ok((primary, addr))
+    }
+
+    /// A new async connection and the address it goes to: to the primary
+    /// the Sentinels name now, or to the Cluster (its slots read). Not for
+    /// one server, whose connection manager is kept.
+    async fn open_async(
+        &self,
+        patience: Duration,
+        sentinel: &mut Option<redis::sentinel::SentinelClient>,
+    ) -> redis::RedisResult<(Conn, String)> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(patience))
+            .set_response_timeout(Some(patience));
+        match self {
+            Topology::Single(client) => client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map(|c| {
+                    (
+                        Conn::Plain(c),
+                        client.get_connection_info().addr().to_string(),
+                    )
+                }),
+            Topology::Sentinel { .. } => {
+                let (primary, addr) = self.primary(sentinel).await?;
+                primary
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(|c| (Conn::Plain(c), addr))
+            }
+            Topology::Cluster(client) => {
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(patience)
+                    .set_response_timeout(patience);
+                client
+                    .get_async_connection_with_config(config)
+                    .await
+                    .map(|c| (Conn::Cluster(Box::new(c)), String::new()))
+            }
+        }
+    }
+}
+
+/// The Sentinel or Cluster connection in use.
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    conn: Conn,
+    /// The primary's address (Sentinel).
+    addr: String,
+    /// When the Sentinels were last asked which primary is current.
+    checked: Instant,
+}
+
+/// How often, at most, the Sentinels are asked again whether the primary
+/// moved while its connection still works: a forced failover leaves the old
+/// primary accepting writes until the Sentinels demote it (seconds later).
+const SENTINEL_RECHECK: Duration = Duration::from_secs(1);
+
+/// A connection of any topology, for the commands and scripts of this
+/// module.
+#[derive(Clone)]
+enum Conn {
+    Manager(ConnectionManager),
+    Plain(redis::aio::MultiplexedConnection),
+    Cluster(Box<redis::cluster_async::ClusterConnection>),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Plain(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Plain(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -467,8 +735,17 @@ enum CheckOutcome {
 
 /// The second level itself; built by [`SharedTokenCache::open`].
 pub(crate) struct RedisLevel {
-    client: redis::Client,
+    client: Topology,
+    /// One server: the connection manager (reconnects by itself).
     manager: OnceLock<ConnectionManager>,
+    /// Sentinel or Cluster: the connection in use and its generation; a
+    /// Sentinel connection that fails is dropped, and the next call asks
+    /// the Sentinels for the primary again.
+    dynamic: Mutex<Option<Current>>,
+    /// One resolution (Sentinel lookup, Cluster topology) at a time; the
+    /// Sentinel client, kept between lookups.
+    resolving: tokio::sync::Mutex<Option<redis::sentinel::SentinelClient>>,
+    generation: AtomicU64,
     /// The current key first, then the old ones.
     ciphers: Vec<Cipher>,
     /// Authority, tenant and client id, hashed with each scope.
@@ -641,9 +918,11 @@ impl RedisLevel {
     /// connection. A wrong key is an error; an unreachable Redis is not (the
     /// check then runs when the shared level first reaches Redis).
     fn verify_now(&self) -> Result<(), Error> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.timeout.max(Duration::from_millis(500)));
+        let client = match &self.client {
+            Topology::Single(client) => client,
+            _ => return self.verify_now_async(),
+        };
+        let conn = client.get_connection_with_timeout(self.timeout.max(Duration::from_millis(500)));
         let mut conn = match conn {
             Ok(c) => c,
             Err(e) => {
@@ -670,6 +949,55 @@ impl RedisLevel {
         }
         self.verified.store(VERIFIED, Ordering::Release);
         Ok(())
+    }
+
+    /// [`verify_now`](Self::verify_now) on Sentinel or Cluster, whose
+    /// clients are async: on a runtime of its own, on a thread of its own
+    /// (`build()` may run inside the application's runtime), with a
+    /// connection used for this check only.
+    fn verify_now_async(&self) -> Result<(), Error> {
+        let patience = self.timeout.max(Duration::from_millis(500));
+        let check = async {
+            let (mut conn, _) = self.client.open_async(patience, &mut None).await?;
+            let value: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&self.check_key)
+                .query_async(&mut conn)
+                .await?;
+            let outcome = self.judge_check(value.as_deref());
+            if let Some(write) = self.check_write(&outcome) {
+                let _ = write.query_async::<redis::Value>(&mut conn).await;
+            }
+            Ok::<_, redis::RedisError>(outcome)
+        };
+        let outcome = std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                // Finding the primary or the topology takes a few round trips.
+                runtime
+                    .block_on(async { tokio::time::timeout(patience * 4, check).await })
+                    .map_err(|_| format!("no answer within {:?}", patience * 4))?
+                    .map_err(|e| format!("{:?}", e.kind()))
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the check panicked".into()))
+        });
+        match outcome {
+            Err(failure) => {
+                tracing::warn!(redis = %self.url, failure, "shared token cache: Redis unreachable at start; carrying on without it until it answers (the key is checked then)");
+                Ok(())
+            }
+            Ok(CheckOutcome::Mismatch(id)) => {
+                self.verified.store(MISMATCH, Ordering::Release);
+                Err(self.mismatch_error(&id))
+            }
+            Ok(_) => {
+                self.verified.store(VERIFIED, Ordering::Release);
+                Ok(())
+            }
+        }
     }
 
     /// The write that follows a key check: create the check value when
@@ -733,7 +1061,7 @@ impl RedisLevel {
         true
     }
 
-    fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
+    fn manager(&self, client: &redis::Client) -> Result<ConnectionManager, redis::RedisError> {
         if let Some(c) = self.manager.get() {
             return Ok(c.clone());
         }
@@ -744,14 +1072,106 @@ impl RedisLevel {
         // connection's own limits are longer, so that one slow answer does
         // not tear down the shared connection (a response timeout counts as
         // an I/O error and reconnects), while a dead peer still gets replaced.
-        let patience = (self.timeout * 10).max(Duration::from_secs(2));
+        let patience = self.patience();
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(patience))
             .set_response_timeout(Some(patience))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(self.manager.get_or_init(|| manager).clone())
+    }
+
+    /// The connection's own limits: longer than one call's timeout (see
+    /// [`manager`](Self::manager)).
+    fn patience(&self) -> Duration {
+        (self.timeout * 10).max(Duration::from_secs(2))
+    }
+
+    /// The connection for the next call, and its generation (0 for one
+    /// server). On Sentinel, at most once per [`SENTINEL_RECHECK`] one
+    /// caller asks the Sentinels whether the primary moved, and switches.
+    async fn connection(&self) -> Result<(u64, Conn), redis::RedisError> {
+        if let Topology::Single(client) = &self.client {
+            return Ok((0, Conn::Manager(self.manager(client)?)));
+        }
+        let current = || {
+            self.dynamic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        if let Some(c) = current() {
+            let due = matches!(self.client, Topology::Sentinel { .. })
+                && c.checked.elapsed() >= SENTINEL_RECHECK;
+            if !due {
+                return Ok((c.generation, c.conn));
+            }
+            // One caller checks; the others go on with the connection.
+            let Ok(mut sentinel) = self.resolving.try_lock() else {
+                return Ok((c.generation, c.conn));
+            };
+            self.touch(c.generation);
+            // Half the call's budget at most: a slow Sentinel must not cost
+            // this call its answer.
+            let asked = tokio::time::timeout(self.timeout / 2, self.client.primary(&mut sentinel));
+            match asked.await {
+                Ok(Ok((_, addr))) if addr != c.addr => {
+                    tracing::info!(redis = %self.url, "shared token cache: the Sentinels name another primary; switching to it");
+                    self.forget_connection(c.generation);
+                }
+                // Same primary, or the Sentinels do not answer: keep it.
+                _ => return Ok((c.generation, c.conn)),
+            }
+            return self.open_locked(&mut sentinel).await;
+        }
+        let mut sentinel = self.resolving.lock().await;
+        if let Some(c) = current() {
+            return Ok((c.generation, c.conn));
+        }
+        self.open_locked(&mut sentinel).await
+    }
+
+    /// Opens a connection and makes it the current one (the resolution lock
+    /// held).
+    async fn open_locked(
+        &self,
+        sentinel: &mut Option<redis::sentinel::SentinelClient>,
+    ) -> Result<(u64, Conn), redis::RedisError> {
+        let (conn, addr) = self.client.open_async(self.patience(), sentinel).await?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.dynamic.lock().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+            generation,
+            conn: conn.clone(),
+            addr,
+            checked: Instant::now(),
+        });
+        Ok((generation, conn))
+    }
+
+    fn touch(&self, generation: u64) {
+        let mut current = self.dynamic.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = current.as_mut().filter(|c| c.generation == generation) {
+            c.checked = Instant::now();
+        }
+    }
+
+    fn forget_connection(&self, generation: u64) {
+        let mut current = self.dynamic.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
+            *current = None;
+        }
+    }
+
+    /// After a failed call on a Sentinel connection: drop it (if still the
+    /// one in use), so the next call asks the Sentinels for the primary.
+    /// A demoted primary answers `READONLY`, a dead one not at all; either
+    /// way the primary may have moved. A Cluster connection follows its
+    /// topology by itself (`MOVED`, slot refresh) and is kept.
+    fn drop_connection(&self, generation: Option<u64>) {
+        if let (Some(generation), Topology::Sentinel { .. }) = (generation, &self.client) {
+            self.forget_connection(generation);
+        }
     }
 
     fn skipping(&self) -> bool {
@@ -761,27 +1181,33 @@ impl RedisLevel {
             .is_some_and(|t| Instant::now() < t)
     }
 
-    /// One Redis call, bounded by the timeout. A failure is counted and
-    /// logged (at most one warning per ten seconds); a few in a row make the
-    /// next calls skip Redis for a moment.
+    /// One Redis call, bounded by the timeout (connecting, and on Sentinel
+    /// finding the primary, included). A failure is counted and logged (at
+    /// most one warning per ten seconds); a few in a row make the next calls
+    /// skip Redis for a moment.
     async fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, ()>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let outcome = match self.connection() {
-            Ok(c) => match tokio::time::timeout(self.timeout, f(c)).await {
-                Ok(Ok(v)) => {
-                    if self.failures_in_row.load(Ordering::Relaxed) != 0 {
-                        self.failures_in_row.store(0, Ordering::Relaxed);
-                    }
-                    return Ok(v);
+        let mut used = None;
+        let attempt = tokio::time::timeout(self.timeout, async {
+            let (generation, c) = self.connection().await?;
+            used = Some(generation);
+            f(c).await
+        })
+        .await;
+        let outcome = match attempt {
+            Ok(Ok(v)) => {
+                if self.failures_in_row.load(Ordering::Relaxed) != 0 {
+                    self.failures_in_row.store(0, Ordering::Relaxed);
                 }
-                Ok(Err(e)) => format!("{:?}: {}", e.kind(), e.code().unwrap_or("error")),
-                Err(_) => format!("no answer within {:?}", self.timeout),
-            },
-            Err(e) => format!("{:?}", e.kind()),
+                return Ok(v);
+            }
+            Ok(Err(e)) => format!("{:?}: {}", e.kind(), e.code().unwrap_or("error")),
+            Err(_) => format!("no answer within {:?}", self.timeout),
         };
+        self.drop_connection(used);
         self.failed(what, &outcome);
         Err(())
     }
@@ -1061,8 +1487,11 @@ mod tests {
 
     fn level(keys: &[[u8; 32]]) -> RedisLevel {
         RedisLevel {
-            client: redis::Client::open("redis://127.0.0.1:1").unwrap(),
+            client: Topology::Single(redis::Client::open("redis://127.0.0.1:1").unwrap()),
             manager: OnceLock::new(),
+            dynamic: Mutex::new(None),
+            resolving: tokio::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
             ciphers: keys
                 .iter()
                 .map(|k| Cipher::new(&KeyBytes(*k)).unwrap())
@@ -1166,6 +1595,62 @@ mod tests {
             .to_string();
         assert!(err.contains(ENV_KEY) && err.contains("12 bytes"), "{err}");
         assert!(!err.contains("bm90IDMyIGJ5dGVz"), "{err}");
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_are_read_and_bad_ones_refused() {
+        let t = Topology::parse(
+            "redis+sentinel://:hunter2@127.0.0.1:26379, 127.0.0.1:26380/mymaster/2",
+            "x",
+        )
+        .unwrap();
+        match t {
+            Topology::Sentinel {
+                sentinels,
+                service,
+                node: _,
+            } => {
+                assert_eq!(sentinels.len(), 2);
+                assert_eq!(service, "mymaster");
+                // The password is the primary's, not sent to the Sentinels.
+                assert!(sentinels
+                    .iter()
+                    .all(|s| s.redis_settings().password().is_none()));
+            }
+            _ => panic!("not Sentinel"),
+        }
+        assert!(matches!(
+            Topology::parse("rediss+cluster://u:p@10.0.0.1:7000,10.0.0.2:7000", "x").unwrap(),
+            Topology::Cluster(_)
+        ));
+        assert!(matches!(
+            Topology::parse("redis://127.0.0.1:6379/1", "x").unwrap(),
+            Topology::Single(_)
+        ));
+        for (bad, why) in [
+            ("redis+sentinel://127.0.0.1:26379", "primary name"),
+            ("redis+sentinel:///mymaster", "no sentinel host"),
+            ("redis+cluster://127.0.0.1:7000/1", "one database"),
+            ("redis+cluster://", "no cluster host"),
+            ("nope://x", "not a Redis URL"),
+        ] {
+            let err = Topology::parse(bad, "<shown>").err().unwrap().to_string();
+            assert!(err.contains(why) && err.contains("<shown>"), "{bad}: {err}");
+        }
+        // Several hosts are no URL the url crate reads: still redacted.
+        assert_eq!(
+            redact_url("redis+sentinel://:hunter2@h1:1,h2:2/m"),
+            "redis+sentinel://<redacted>@h1:1,h2:2/m"
+        );
+        assert_eq!(
+            redact_url("redis+cluster://h1:1,h2:2"),
+            "redis+cluster://h1:1,h2:2"
+        );
+        let debug = format!(
+            "{:?}",
+            SharedTokenCache::redis("rediss+cluster://user:hunter2@h1:1,h2:2")
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 
     #[test]

@@ -399,6 +399,23 @@ impl Directory {
         self.update_app(app_id, |a| a.certificates.push(cert))
     }
 
+    /// Removes a certificate (by its DER) from the app, as deleting it under
+    /// "Certificates & secrets" does: assertions it signs are refused with
+    /// AADSTS700027 from then on. `false` when it was not registered.
+    pub fn remove_certificate(
+        &self,
+        app_id: &str,
+        cert_der: &[u8],
+    ) -> Result<bool, DirectoryError> {
+        let mut removed = false;
+        self.update_app(app_id, |a| {
+            let before = a.certificates.len();
+            a.certificates.retain(|c| c.der != cert_der);
+            removed = a.certificates.len() != before;
+        })?;
+        Ok(removed)
+    }
+
     /// Adds a federated identity credential with the default audience
     /// [`TOKEN_EXCHANGE_AUDIENCE`].
     pub fn add_federated_credential(

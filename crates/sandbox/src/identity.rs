@@ -64,6 +64,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -126,6 +127,7 @@ pub struct IdentityStats {
     token_requests: AtomicU64,
     tokens_issued: AtomicU64,
     discovery_requests: AtomicU64,
+    assertions_with_chain: AtomicU64,
     per_scope: Mutex<HashMap<String, u64>>,
 }
 
@@ -141,6 +143,14 @@ impl IdentityStats {
     /// OpenID configuration requests received (tenant resolution).
     pub fn discovery_requests(&self) -> u64 {
         self.discovery_requests.load(Ordering::Relaxed)
+    }
+    /// Certificate assertions accepted whose header carried `x5c` (RFC 7515
+    /// section 4.1.6: the chain, standard base64 DER, the signing
+    /// certificate first) starting with the certificate `x5t`/`x5t#S256`
+    /// names. Microsoft's "certificate credentials" document lists `x5c` as
+    /// optional; subject name + issuer authentication relies on it.
+    pub fn assertions_with_chain(&self) -> u64 {
+        self.assertions_with_chain.load(Ordering::Relaxed)
     }
     /// Token requests received for one scope string.
     pub fn token_requests_for(&self, scope: &str) -> u64 {
@@ -529,7 +539,6 @@ struct TokenForm {
 /// are each form-urlencoded, then joined by `:` and base64-encoded, so they
 /// are split first and decoded after (a `:` inside either arrives as `%3A`).
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, String> {
-    use base64::Engine as _;
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -948,6 +957,7 @@ async fn check_assertion(
     let self_issued = iss.eq_ignore_ascii_case(&app.app_id)
         || ((header.x5t.is_some() || header.x5t_s256.is_some()) && app.federated.is_empty());
     let key: DecodingKey;
+    let mut carries_chain = false;
     if !self_issued {
         key = federated_key(st, app, headers, &header, &unverified).await?;
     } else {
@@ -972,6 +982,12 @@ async fn check_assertion(
                 ),
             ));
         };
+        carries_chain = header
+            .x5c
+            .as_ref()
+            .and_then(|chain| chain.first())
+            .and_then(|first| base64::engine::general_purpose::STANDARD.decode(first).ok())
+            .is_some_and(|der| der == cert.der);
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert.der)
             .map_err(|e| invalid(700027, format!("Registered certificate unreadable: {e}.")))?;
         key = DecodingKey::from_rsa_der(&parsed.public_key().subject_public_key.data);
@@ -1064,6 +1080,11 @@ async fn check_assertion(
             50013,
             format!("Assertion is invalid: jti '{jti}' was already used."),
         ));
+    }
+    if carries_chain {
+        st.stats
+            .assertions_with_chain
+            .fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
