@@ -2,9 +2,11 @@
 //! with 4 partitions, over AMQP and HTTPS: the same 1 KB events, spread
 //! over the 4 partitions by partition id, either sent as 100-event
 //! `send_raw` calls one after the other, or enqueued on a `BufferedSender`
-//! and closed (every event reported). Every event carries a message id on
-//! both sides. Rounds alternate so a noisy
-//! neighbour hits both; the median round counts.
+//! and closed (every event reported). Over AMQP a third side is the anchor:
+//! azure_messaging_eventhubs' own `BufferedProducerClient` on the same
+//! credential, enqueued by partition id and flushed, its events counted by
+//! its success handler. Every event carries a message id on every side.
+//! Rounds alternate so a noisy neighbour hits all; the median round counts.
 //!
 //! Plain bounded timing rather than criterion's open-ended iteration: the
 //! sandbox's AMQP listener stalls after a few thousand transfers on one
@@ -19,6 +21,8 @@ use crosstenant::eventhubs::{
     BufferedOptions, EnqueueOptions, Event, EventHubSender, SendOptions, Transport,
 };
 use crosstenant_sandbox::demo::{DemoWorld, HUB};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Events per round.
@@ -104,6 +108,59 @@ async fn buffered(sender: &EventHubSender, body: &[u8]) -> Duration {
     start.elapsed()
 }
 
+/// The anchor: azure_messaging_eventhubs' `BufferedProducerClient`, opened
+/// on the same credential and endpoint, its accepted events counted.
+async fn raw_buffered(
+    world: &DemoWorld,
+) -> (
+    azure_messaging_eventhubs::BufferedProducerClient,
+    Arc<AtomicUsize>,
+) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let endpoint = world.sandbox.eventhubs().amqp_endpoint();
+    let client = azure_messaging_eventhubs::BufferedProducerClient::builder()
+        .with_custom_endpoint(endpoint.as_str().trim_end_matches('/').to_string())
+        .with_on_send_succeeded(move |ctx| {
+            counted.fetch_add(ctx.events.len(), Ordering::Relaxed);
+            async {}
+        })
+        .with_on_send_failed(|ctx| async move { panic!("anchor batch failed: {}", ctx.error) })
+        .open(&world.namespace, HUB, common::ours(world))
+        .await
+        .expect("BufferedProducerClient opens");
+    (client, accepted)
+}
+
+/// Everything through the anchor, until it reports every event accepted.
+async fn anchor(
+    client: &azure_messaging_eventhubs::BufferedProducerClient,
+    accepted: &AtomicUsize,
+    body: &[u8],
+    round: usize,
+) -> Duration {
+    let before = accepted.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for i in 0..EVENTS {
+        let event = azure_messaging_eventhubs::models::EventData::builder()
+            .with_body(body.to_vec())
+            .with_message_id(format!("raw-{round}-{i}"))
+            .build();
+        let options = azure_messaging_eventhubs::EnqueueEventOptions {
+            partition_id: Some((i % PARTITIONS).to_string()),
+            ..Default::default()
+        };
+        client
+            .enqueue_event(event, Some(options))
+            .await
+            .expect("enqueue");
+    }
+    client.flush().await.expect("flush");
+    let elapsed = start.elapsed();
+    assert_eq!(accepted.load(Ordering::Relaxed) - before, EVENTS);
+    elapsed
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -112,7 +169,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn compare(rt: &tokio::runtime::Runtime, world: &DemoWorld, transport: Transport) {
     let s = rt.block_on(sender(world, transport));
     let body = body();
-    let (mut single, mut buf) = (Vec::new(), Vec::new());
+    let (mut single, mut buf, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    let anchor_client = (transport == Transport::Amqp)
+        .then(|| rt.block_on(bounded("BufferedProducerClient opens", raw_buffered(world))));
     rt.block_on(async {
         // Warm: links attach (one per partition) and CBS runs.
         for p in 0..PARTITIONS {
@@ -123,9 +182,25 @@ fn compare(rt: &tokio::runtime::Runtime, world: &DemoWorld, transport: Transport
             .await
             .expect("warm");
         }
-        for _ in 0..ROUNDS {
+        if let Some((client, accepted)) = &anchor_client {
+            bounded(
+                "anchor warm-up",
+                anchor(client, accepted, &body, usize::MAX),
+            )
+            .await;
+        }
+        for round in 0..ROUNDS {
             single.push(bounded("one at a time", one_at_a_time(&s, &body)).await);
             buf.push(bounded("buffered", buffered(&s, &body)).await);
+            if let Some((client, accepted)) = &anchor_client {
+                raw.push(
+                    bounded(
+                        "BufferedProducerClient",
+                        anchor(client, accepted, &body, round),
+                    )
+                    .await,
+                );
+            }
         }
     });
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
@@ -139,8 +214,23 @@ fn compare(rt: &tokio::runtime::Runtime, world: &DemoWorld, transport: Transport
             b / o
         ),
     );
+    if !raw.is_empty() {
+        let r = rate(median(raw));
+        result(
+            &format!("buffered_{transport:?}_anchor").to_lowercase(),
+            format!(
+                "{EVENTS} x 1 KB over {PARTITIONS} partitions, median of {ROUNDS} rounds: \
+                 azure_messaging_eventhubs BufferedProducerClient = {r:.0} events/s, \
+                 BufferedSender = {b:.0} events/s, ours/anchor = {:.2} (goal >= 0.95)",
+                b / r
+            ),
+        );
+    }
     rt.block_on(async {
-        let _ = s.close().await;
+        if let Some((client, _)) = anchor_client {
+            let _ = bounded("BufferedProducerClient closes", client.close()).await;
+        }
+        let _ = bounded("sender closes", s.close()).await;
     });
 }
 

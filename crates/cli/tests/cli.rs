@@ -428,7 +428,10 @@ async fn a_large_file_refused_with_40100_stops_reading_and_drops_what_is_buffere
         .https_requests
         .load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("HTTPS send requests: {requests}");
-    assert!(requests <= 16, "{requests} requests after a refusal retrying cannot fix");
+    assert!(
+        requests <= 16,
+        "{requests} requests after a refusal retrying cannot fix"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
