@@ -107,15 +107,64 @@ fn thumbprint_bytes(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(normalized).ok()
 }
 
-/// A federated identity credential: Entra accepts an assertion from an
-/// external issuer with this `iss` and `sub` (audience
-/// `api://AzureADTokenExchange`) in place of a secret.
+/// The audience Entra's global cloud expects of a federated assertion,
+/// the default of a federated identity credential ("Configure an
+/// application to trust a managed identity": `audiences`).
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The audience of Microsoft Entra ID for US Government.
+pub const TOKEN_EXCHANGE_AUDIENCE_USGOV: &str = "api://AzureADTokenExchangeUSGov";
+/// The audience of Microsoft Entra China operated by 21Vianet.
+pub const TOKEN_EXCHANGE_AUDIENCE_CHINA: &str = "api://AzureADTokenExchangeChina";
+
+/// A federated identity credential, as Microsoft Graph's
+/// `federatedIdentityCredential` resource holds it: Entra accepts, in place
+/// of a secret, an assertion whose `iss` is `issuer` (exactly), whose `sub`
+/// is `subject` (exactly, case-sensitive) and whose `aud` is one of
+/// `audiences`, signed by a key the issuer publishes ("Configure an app to
+/// trust an external identity provider"; "Important considerations and
+/// restrictions for federated identity credentials").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedCredential {
-    /// The external issuer.
+    /// The issuer URL (`iss`), e.g. `https://token.actions.githubusercontent.com`
+    /// or, for a managed identity, `https://login.microsoftonline.com/{tid}/v2.0`.
     pub issuer: String,
-    /// The subject the external issuer puts in `sub`.
+    /// The subject the issuer puts in `sub` (for a managed identity, its
+    /// object (principal) id).
     pub subject: String,
+    /// The audiences the assertion's `aud` may carry (default
+    /// [`TOKEN_EXCHANGE_AUDIENCE`]).
+    pub audiences: Vec<String>,
+}
+
+/// Whether a managed identity belongs to one Azure resource or stands alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedIdentityKind {
+    /// Created with, and only usable by, one resource (App Service, VM).
+    SystemAssigned,
+    /// A standalone `Microsoft.ManagedIdentity/userAssignedIdentities`
+    /// resource, assignable to several resources. Only these can serve as a
+    /// federated identity credential of an app ("Configure an application to
+    /// trust a managed identity").
+    UserAssigned,
+}
+
+/// A managed identity: a service principal in one tenant, with the ids the
+/// App Service endpoint accepts (`client_id`, `principal_id`/`object_id`,
+/// `mi_res_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedIdentity {
+    /// The tenant it lives in.
+    pub tenant_id: String,
+    /// Display name.
+    pub name: String,
+    /// System- or user-assigned.
+    pub kind: ManagedIdentityKind,
+    /// Its client (application) id.
+    pub client_id: String,
+    /// Its object (principal) id: `oid` and `sub` of its tokens.
+    pub object_id: String,
+    /// Its Azure resource id (`xms_mirid` of its tokens).
+    pub resource_id: String,
 }
 
 /// An app registration.
@@ -164,6 +213,7 @@ struct State {
     tenants: Vec<Tenant>,
     apps: HashMap<String, AppRegistration>,
     service_principals: Vec<ServicePrincipal>,
+    managed_identities: Vec<ManagedIdentity>,
     /// (tenant, client app id, resource app id) → roles
     role_assignments: HashMap<(String, String, String), Vec<String>>,
 }
@@ -349,18 +399,83 @@ impl Directory {
         self.update_app(app_id, |a| a.certificates.push(cert))
     }
 
-    /// Adds a federated identity credential.
+    /// Adds a federated identity credential with the default audience
+    /// [`TOKEN_EXCHANGE_AUDIENCE`].
     pub fn add_federated_credential(
         &self,
         app_id: &str,
         issuer: &str,
         subject: &str,
     ) -> Result<(), DirectoryError> {
+        self.add_federated_credential_with_audiences(
+            app_id,
+            issuer,
+            subject,
+            &[TOKEN_EXCHANGE_AUDIENCE],
+        )
+    }
+
+    /// Adds a federated identity credential accepting `audiences`.
+    pub fn add_federated_credential_with_audiences(
+        &self,
+        app_id: &str,
+        issuer: &str,
+        subject: &str,
+        audiences: &[&str],
+    ) -> Result<(), DirectoryError> {
         let fic = FederatedCredential {
             issuer: issuer.into(),
             subject: subject.into(),
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
         };
-        self.update_app(app_id, |a| a.federated.push(fic))
+        self.update_app(&app_id.to_ascii_lowercase(), |a| a.federated.push(fic))
+    }
+
+    /// Removes every federated identity credential of the app.
+    pub fn clear_federated_credentials(&self, app_id: &str) -> Result<(), DirectoryError> {
+        self.update_app(&app_id.to_ascii_lowercase(), |a| a.federated.clear())
+    }
+
+    /// Creates a managed identity in `tenant` with fresh ids; its resource
+    /// id names a sandbox subscription and resource group, as Azure's do.
+    pub fn add_managed_identity(
+        &self,
+        tenant: &str,
+        name: &str,
+        kind: ManagedIdentityKind,
+    ) -> Result<ManagedIdentity, DirectoryError> {
+        let tenant = self
+            .tenant(tenant)
+            .ok_or_else(|| DirectoryError::NoTenant(tenant.into()))?;
+        let subscription = stable_guid(&format!("subscription/{}", tenant.id));
+        let resource_id = match kind {
+            ManagedIdentityKind::UserAssigned => format!(
+                "/subscriptions/{subscription}/resourcegroups/sandbox/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+            ),
+            ManagedIdentityKind::SystemAssigned => format!(
+                "/subscriptions/{subscription}/resourcegroups/sandbox/providers/Microsoft.Web/sites/{name}"
+            ),
+        };
+        let mi = ManagedIdentity {
+            tenant_id: tenant.id,
+            name: name.to_string(),
+            kind,
+            client_id: new_guid(),
+            object_id: new_guid(),
+            resource_id,
+        };
+        self.write().managed_identities.push(mi.clone());
+        Ok(mi)
+    }
+
+    /// The managed identity with this object (principal) id.
+    pub fn managed_identity(&self, object_id: &str) -> Option<ManagedIdentity> {
+        let key = object_id.to_ascii_lowercase();
+        self.read()
+            .managed_identities
+            .iter()
+            .find(|m| m.object_id == key)
+            .cloned()
     }
 
     /// Exposes the app under an Application ID URI (`api://clientXYZ`).

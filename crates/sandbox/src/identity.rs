@@ -23,6 +23,26 @@
 //!   `https://sts.windows.net/{tid}/`), and the JWKS (keys with `x5t` and
 //!   `x5c`) at `/{tenant}/discovery/v2.0/keys` and `/{tenant}/discovery/keys`.
 //!
+//! - Workload identity federation: a `client_assertion` from another issuer
+//!   is checked as Entra checks it ("Configure an app to trust an external
+//!   identity provider", "Important considerations and restrictions for
+//!   federated identity credentials", "Configure an application to trust a
+//!   managed identity"): a federated identity credential of the app must name
+//!   its `iss` (else AADSTS700211), its `sub` (AADSTS700213) and its `aud`
+//!   (AADSTS700212); the issuer's keys come from its OpenID configuration
+//!   (`{iss}/.well-known/openid-configuration`, then `jwks_uri`), fetched over
+//!   HTTPS trusting the sandbox CA, so an assertion signed by any other key
+//!   fails (AADSTS700027); then `nbf`/`exp` (AADSTS700024). A federated
+//!   assertion may be presented again during its lifetime, as Entra allows
+//!   (a projected Kubernetes token or a cached managed identity token is);
+//!   [`IdentityServer::set_federated_assertions_single_use`] refuses a
+//!   replayed `jti` instead.
+//!   An app with no federated credential answers AADSTS70025. Entra's own
+//!   issuer (`https://login.microsoftonline.com/{tid}/v2.0`, the issuer of
+//!   managed identity tokens) is resolved at the sandbox's own authority.
+//!   External workload issuers (`/federation/{name}`) each have their own
+//!   signing key and serve their own discovery document and JWKS.
+//!
 //! Failures carry Entra's JSON shape (`error`, `error_description` starting
 //! `AADSTSnnnn:` and ending with trace and correlation ids, `error_codes`,
 //! `timestamp`, `trace_id`, `correlation_id`, `error_uri`) and status codes,
@@ -35,7 +55,7 @@
 // `Result`'s error side; boxing them would only add noise to a test server.
 #![allow(clippy::result_large_err)]
 
-use super::directory::AppRegistration;
+use super::directory::{AppRegistration, ManagedIdentityKind};
 use super::faults::{Fault, Service};
 use super::jwt::{now_secs, AccessClaims, TokenVersion};
 use super::Shared;
@@ -54,8 +74,51 @@ use uuid::Uuid;
 
 /// The assertion type of RFC 7523, the only one Entra accepts here.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// The audience Entra requires of federated (workload identity) assertions.
-pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The audience Entra requires of federated (workload identity) assertions
+/// by default.
+pub const FEDERATED_AUDIENCE: &str = super::directory::TOKEN_EXCHANGE_AUDIENCE;
+/// The `User-Agent` of the identity provider's own fetches of an issuer's
+/// discovery document and keys (they are not counted as client discovery
+/// requests).
+const FEDERATION_USER_AGENT: &str = "crosstenant-sandbox-entra-federation";
+/// Entra's public authority; an issuer under it is Entra's own (managed
+/// identity tokens) and is resolved at the sandbox's authority.
+const ENTRA_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com/";
+
+/// The sandbox's external workload issuers (a Kubernetes cluster's service
+/// account issuer, a CI system): each has its own RSA signing key and
+/// publishes it at its own JWKS URL.
+#[derive(Default)]
+pub struct WorkloadIssuers {
+    keys: Mutex<HashMap<String, super::jwt::TokenIssuer>>,
+}
+
+impl std::fmt::Debug for WorkloadIssuers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadIssuers").finish_non_exhaustive()
+    }
+}
+
+impl WorkloadIssuers {
+    /// The key set of issuer `name`, created (with a fresh key) on first use.
+    fn get_or_create(&self, name: &str) -> Result<super::jwt::TokenIssuer, String> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = keys.get(name) {
+            return Ok(k.clone());
+        }
+        let issuer = super::jwt::TokenIssuer::new()?;
+        keys.insert(name.to_string(), issuer.clone());
+        Ok(issuer)
+    }
+
+    fn get(&self, name: &str) -> Option<super::jwt::TokenIssuer> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
 
 /// Counters of the identity provider, for tests and benchmarks.
 #[derive(Debug, Default)]
@@ -91,6 +154,12 @@ struct IdpState {
     stats: Arc<IdentityStats>,
     lifetime_secs: Arc<AtomicI64>,
     seen_jti: Mutex<HashSet<String>>,
+    workload: Arc<WorkloadIssuers>,
+    /// Whether a federated assertion may be presented once only.
+    federated_single_use: Arc<std::sync::atomic::AtomicBool>,
+    /// Fetches issuers' discovery documents and keys; trusts only the
+    /// sandbox CA.
+    http: reqwest::Client,
 }
 
 /// The running identity provider.
@@ -98,7 +167,8 @@ pub struct IdentityServer {
     server: super::tls::HttpsServer,
     stats: Arc<IdentityStats>,
     lifetime_secs: Arc<AtomicI64>,
-    issuer: super::jwt::TokenIssuer,
+    workload: Arc<WorkloadIssuers>,
+    federated_single_use: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for IdentityServer {
@@ -114,11 +184,24 @@ impl IdentityServer {
     pub async fn start(shared: &Shared) -> std::io::Result<Self> {
         let stats = Arc::new(IdentityStats::default());
         let lifetime_secs = Arc::new(AtomicI64::new(3600));
+        let workload = Arc::new(WorkloadIssuers::default());
+        let federated_single_use = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ca = reqwest::Certificate::from_pem(shared.ca.pem().as_bytes())
+            .map_err(std::io::Error::other)?;
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .user_agent(FEDERATION_USER_AGENT)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(std::io::Error::other)?;
         let state = Arc::new(IdpState {
             shared: shared.clone(),
             stats: stats.clone(),
             lifetime_secs: lifetime_secs.clone(),
             seen_jti: Mutex::new(HashSet::new()),
+            workload: workload.clone(),
+            federated_single_use: federated_single_use.clone(),
+            http,
         });
         let router = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
@@ -133,14 +216,31 @@ impl IdentityServer {
             )
             .route("/{tenant}/discovery/v2.0/keys", get(jwks))
             .route("/{tenant}/discovery/keys", get(jwks))
+            .route(
+                "/federation/{name}/.well-known/openid-configuration",
+                get(workload_openid_configuration),
+            )
+            .route("/federation/{name}/keys", get(workload_jwks))
             .with_state(state);
         let server = super::tls::serve_https(&shared.ca, router).await?;
         Ok(Self {
             server,
             stats,
             lifetime_secs,
-            issuer: shared.issuer.clone(),
+            workload,
+            federated_single_use,
         })
+    }
+
+    /// Whether a federated assertion is refused when presented a second
+    /// time (its `jti`, or `uti` for a managed identity token, seen before).
+    /// Off by default, as in Entra: a Kubernetes projected token or a
+    /// managed identity token is presented for every token request during
+    /// its lifetime (the Azure SDKs cache it). Switch it on to prove that a
+    /// client fetches a fresh assertion for each exchange. Certificate
+    /// assertions are always single-use.
+    pub fn set_federated_assertions_single_use(&self, on: bool) {
+        self.federated_single_use.store(on, Ordering::Relaxed);
     }
 
     /// `https://127.0.0.1:{port}/`, the value for `AZURE_AUTHORITY_HOST`.
@@ -169,15 +269,22 @@ impl IdentityServer {
     }
 
     /// The issuer URL of the sandbox's external workload issuer named
-    /// `name`, for federated identity credentials.
+    /// `name`, for federated identity credentials. The issuer exists (with
+    /// its own signing key, its discovery document at
+    /// `{url}/.well-known/openid-configuration` and its JWKS at `{url}/keys`)
+    /// from this call on.
     pub fn federated_issuer(&self, name: &str) -> String {
+        if let Err(e) = self.workload.get_or_create(name) {
+            tracing::warn!(error = %e, "workload issuer key could not be made");
+        }
         format!("{}federation/{name}", self.server.url())
     }
 
     /// Mints a federated assertion as an external workload issuer would (a
     /// Kubernetes service-account token, a CI job's OIDC token): `iss` =
     /// [`Self::federated_issuer`], `sub`, `aud` = `api://AzureADTokenExchange`,
-    /// valid for `lifetime_secs`. Register the pair on the app with
+    /// valid for `lifetime_secs`, signed by that issuer's own key. Register
+    /// the pair on the app with
     /// [`super::directory::Directory::add_federated_credential`].
     pub fn mint_federated_assertion(
         &self,
@@ -186,15 +293,31 @@ impl IdentityServer {
         lifetime_secs: i64,
     ) -> Result<String, String> {
         let now = now_secs();
-        self.issuer.sign(&json!({
-            "iss": self.federated_issuer(issuer_name),
-            "sub": subject,
-            "aud": FEDERATED_AUDIENCE,
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime_secs,
-            "jti": Uuid::new_v4().to_string(),
-        }))
+        self.sign_as_workload_issuer(
+            issuer_name,
+            &json!({
+                "iss": self.federated_issuer(issuer_name),
+                "sub": subject,
+                "aud": FEDERATED_AUDIENCE,
+                "iat": now,
+                "nbf": now,
+                "exp": now + lifetime_secs,
+                "jti": Uuid::new_v4().to_string(),
+            }),
+        )
+    }
+
+    /// Signs any `claims` with the key of workload issuer `issuer_name`
+    /// (created on first use), for tests that need an assertion with a
+    /// particular flaw: another issuer's `iss`, a wrong `aud`, no `jti`.
+    pub fn sign_as_workload_issuer(
+        &self,
+        issuer_name: &str,
+        claims: &Value,
+    ) -> Result<String, String> {
+        self.workload
+            .get_or_create(issuer_name)?
+            .sign_as(claims, TokenVersion::V2)
     }
 }
 
@@ -264,12 +387,21 @@ pub(crate) async fn act_out(fault: Option<Fault>) -> Option<Response> {
     }
 }
 
+/// Whether a request is the identity provider's own federation fetch.
+fn is_own_fetch(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .is_some_and(|v| v.as_bytes() == FEDERATION_USER_AGENT.as_bytes())
+}
+
 async fn openid_configuration(
     State(st): State<Arc<IdpState>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    st.stats.discovery_requests.fetch_add(1, Ordering::Relaxed);
+    if !is_own_fetch(&headers) {
+        st.stats.discovery_requests.fetch_add(1, Ordering::Relaxed);
+    }
     let Some(t) = st.shared.directory.tenant(&tenant) else {
         return unknown_tenant(&tenant);
     };
@@ -324,6 +456,36 @@ async fn openid_configuration_v1(
 
 async fn jwks(State(st): State<Arc<IdpState>>) -> Response {
     Json(st.shared.issuer.jwks()).into_response()
+}
+
+/// The discovery document of workload issuer `name` (OpenID Connect
+/// Discovery 1.0: `issuer` and `jwks_uri`, as a Kubernetes cluster's OIDC
+/// issuer publishes them).
+async fn workload_openid_configuration(
+    State(st): State<Arc<IdpState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if st.workload.get(&name).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let issuer = format!("{}federation/{name}", authority_of(&headers));
+    Json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/keys"),
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+    .into_response()
+}
+
+/// The JWKS of workload issuer `name`: its own keys only.
+async fn workload_jwks(State(st): State<Arc<IdpState>>, Path(name): Path<String>) -> Response {
+    match st.workload.get(&name) {
+        Some(issuer) => Json(issuer.jwks()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 fn unknown_tenant(tenant: &str) -> Response {
@@ -431,13 +593,13 @@ async fn token(
     if let Some(resp) = act_out(st.shared.faults.next(Service::Identity)).await {
         return resp;
     }
-    match issue(&st, &tenant_in_path, &headers, form) {
+    match issue(&st, &tenant_in_path, &headers, form).await {
         Ok(resp) => resp,
         Err(resp) => resp,
     }
 }
 
-fn issue(
+async fn issue(
     st: &IdpState,
     tenant_in_path: &str,
     headers: &HeaderMap,
@@ -585,7 +747,7 @@ fn issue(
                     format!("client_assertion_type must be '{JWT_BEARER}'."),
                 );
             }
-            check_assertion(st, &app, &tenant, headers, assertion)?;
+            check_assertion(st, &app, &tenant, headers, assertion).await?;
             "2"
         }
         _ => {
@@ -754,12 +916,11 @@ pub fn access_token_claims(t: &AppToken<'_>) -> Value {
 }
 
 /// Verifies a client assertion as Entra does: a certificate assertion
-/// (`x5t`/`x5t#S256` naming a certificate registered on the app, signature
-/// by its key, `aud` = this token endpoint, `iss` = `sub` = client id) or a
-/// federated one (`iss`/`sub` matching a federated credential, `aud` =
-/// `api://AzureADTokenExchange`, signed by the external issuer); in both,
-/// `nbf`/`exp` around now and a `jti` never seen before.
-fn check_assertion(
+/// (`iss` = `sub` = client id; `x5t`/`x5t#S256` naming a certificate
+/// registered on the app, signature by its key, `aud` = this token
+/// endpoint) or a federated one (see [`federated_key`]); in both, `nbf`/`exp`
+/// around now and a `jti` never seen before.
+async fn check_assertion(
     st: &IdpState,
     app: &AppRegistration,
     tenant: &super::directory::Tenant,
@@ -782,27 +943,14 @@ fn check_assertion(
     };
     let iss = claim("iss");
 
-    let federated = app
-        .federated
-        .iter()
-        .find(|f| f.issuer == iss && f.subject == claim("sub"));
-    let expected_aud: Vec<String>;
+    // A certificate assertion is issued by the client itself; anything else
+    // is a federated assertion from an external issuer.
+    let self_issued = iss.eq_ignore_ascii_case(&app.app_id)
+        || ((header.x5t.is_some() || header.x5t_s256.is_some()) && app.federated.is_empty());
     let key: DecodingKey;
-    if let Some(_fic) = federated {
-        // The external issuer's keys: in the sandbox, its JWKS is the same
-        // key set the identity provider publishes.
-        let kid = header.kid.clone().unwrap_or_default();
-        let jwks = st.shared.issuer.jwks();
-        let jwk = jwks.find(&kid).ok_or_else(|| {
-            invalid(
-                700213,
-                format!("No matching federated identity record found for presented assertion subject; unknown signing key {kid}."),
-            )
-        })?;
-        key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| invalid(700213, format!("Bad federated signing key: {e}.")))?;
-        expected_aud = vec![FEDERATED_AUDIENCE.to_string()];
-    } else if header.x5t.is_some() || header.x5t_s256.is_some() {
+    if !self_issued {
+        key = federated_key(st, app, headers, &header, &unverified).await?;
+    } else {
         let cert = app
             .certificates
             .iter()
@@ -835,17 +983,21 @@ fn check_assertion(
             ));
         }
         let authority = authority_of(headers);
-        expected_aud = std::iter::once(tenant.id.clone())
+        let expected_aud: Vec<String> = std::iter::once(tenant.id.clone())
             .chain(tenant.domains.iter().cloned())
             .map(|t| format!("{authority}{t}/oauth2/v2.0/token"))
             .collect();
-    } else {
-        return Err(invalid(
-            700027,
-            "Client assertion contains no x5t or x5t#S256 header and matches no federated \
-             identity credential of the application."
-                .into(),
-        ));
+        let aud = claim("aud");
+        if !expected_aud.contains(&aud) {
+            return Err(invalid(
+                50013,
+                format!(
+                    "Assertion audience claim does not match the required value. Expected one \
+                     of: {}.",
+                    expected_aud.join(", ")
+                ),
+            ));
+        }
     }
 
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
@@ -862,6 +1014,8 @@ fn check_assertion(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
+    // "Microsoft Entra authentication and authorization error codes":
+    // AADSTS700027, "Client assertion failed signature validation."
     jsonwebtoken::decode::<Value>(assertion, &key, &validation).map_err(|e| {
         invalid(
             700027,
@@ -869,17 +1023,6 @@ fn check_assertion(
         )
     })?;
 
-    let aud = claim("aud");
-    if !expected_aud.contains(&aud) {
-        return Err(invalid(
-            50013,
-            format!(
-                "Assertion audience claim does not match the required value. Expected one of: \
-                 {}.",
-                expected_aud.join(", ")
-            ),
-        ));
-    }
     let now = now_secs();
     // Entra allows five minutes of clock skew on assertions.
     const SKEW: i64 = 300;
@@ -900,16 +1043,203 @@ fn check_assertion(
             ),
         ));
     }
-    let jti = claim("jti");
+    // Federated assertions may be presented again during their lifetime
+    // unless single use is switched on (see
+    // `IdentityServer::set_federated_assertions_single_use`).
+    if !self_issued && !st.federated_single_use.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // A federated assertion from Entra itself (a managed identity token)
+    // carries `uti` where external issuers put `jti`.
+    let jti = match claim("jti") {
+        j if j.is_empty() => claim("uti"),
+        j => j,
+    };
     if jti.is_empty() {
         return Err(invalid(50013, "Assertion is missing the jti claim.".into()));
     }
     let mut seen = st.seen_jti.lock().unwrap_or_else(|e| e.into_inner());
-    if !seen.insert(format!("{}/{jti}", app.app_id)) {
+    if !seen.insert(format!("{}/{iss}/{jti}", app.app_id)) {
         return Err(invalid(
             50013,
             format!("Assertion is invalid: jti '{jti}' was already used."),
         ));
     }
     Ok(())
+}
+
+/// The `aud` of an assertion: a string or an array of strings (RFC 7519
+/// section 4.1.3).
+fn audiences_of(claims: &serde_json::Map<String, Value>) -> Vec<String> {
+    match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The federated identity credential an external assertion matches, and
+/// the key that must have signed it, as Entra finds them ("Configure an app
+/// to trust an external identity provider": issuer and subject are checked
+/// against `iss` and `sub`, exactly and case-sensitively; `aud` must be one
+/// of the credential's audiences). Codes and messages follow what Entra
+/// answers for each mismatch ("Microsoft Entra authentication and
+/// authorization error codes"; Entra's messages as it sends them):
+/// AADSTS70025 (the app has no federated credential), AADSTS700211
+/// (issuer), AADSTS700213 (subject), AADSTS700212 (audience). The keys are
+/// those the issuer publishes: its OpenID configuration at
+/// `{iss}/.well-known/openid-configuration` names `jwks_uri`, and both are
+/// fetched over HTTPS; Entra's own issuer is resolved at this authority.
+async fn federated_key(
+    st: &IdpState,
+    app: &AppRegistration,
+    headers: &HeaderMap,
+    header: &jsonwebtoken::Header,
+    claims: &serde_json::Map<String, Value>,
+) -> Result<DecodingKey, Response> {
+    const CHECK: &str = "Please check your federated identity credential Subject, Audience and \
+                         Issuer against the presented assertion. \
+                         https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
+    let invalid = |code: u32, msg: String| {
+        entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &msg)
+    };
+    let text = |n: &str| claims.get(n).and_then(Value::as_str).unwrap_or("");
+    let (iss, sub) = (text("iss"), text("sub"));
+    if app.federated.is_empty() {
+        return Err(invalid(
+            70025,
+            format!(
+                "The client '{}'({}) has no configured federated identity credentials.",
+                app.app_id, app.name
+            ),
+        ));
+    }
+    // "If the issuer claim has leading or trailing whitespace in the value,
+    // the token exchange is blocked" (federated credential considerations):
+    // an exact comparison does that.
+    let by_issuer: Vec<_> = app.federated.iter().filter(|f| f.issuer == iss).collect();
+    if by_issuer.is_empty() {
+        return Err(invalid(
+            700211,
+            format!(
+                "No matching federated identity record found for presented assertion issuer \
+                 '{iss}'. {CHECK}"
+            ),
+        ));
+    }
+    let by_subject: Vec<_> = by_issuer.into_iter().filter(|f| f.subject == sub).collect();
+    if by_subject.is_empty() {
+        return Err(invalid(
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject \
+                 '{sub}'. {CHECK}"
+            ),
+        ));
+    }
+    let auds = audiences_of(claims);
+    if !by_subject
+        .iter()
+        .any(|f| f.audiences.iter().any(|a| auds.contains(a)))
+    {
+        return Err(invalid(
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience \
+                 '{}'. {CHECK}",
+                auds.join(", ")
+            ),
+        ));
+    }
+
+    // Entra's own issuer: the assertion is a managed identity token. Only a
+    // user-assigned identity of that tenant may stand as an app's
+    // credential ("Configure an application to trust a managed identity":
+    // "system-assigned identities aren't supported"; Entra's code for this
+    // case is not published, so the sandbox answers the umbrella AADSTS70021).
+    let authority = authority_of(headers);
+    let discovery = match iss.strip_prefix(ENTRA_PUBLIC_AUTHORITY) {
+        Some(rest) => {
+            let tid = rest.split('/').next().unwrap_or_default();
+            let mi = st.shared.directory.managed_identity(sub);
+            let usable = mi
+                .is_some_and(|m| m.kind == ManagedIdentityKind::UserAssigned && m.tenant_id == tid);
+            if !usable {
+                return Err(invalid(
+                    70021,
+                    format!(
+                        "No matching federated identity record found for presented assertion. \
+                         Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. The subject is \
+                         not a user-assigned managed identity of tenant {tid}; only \
+                         user-assigned managed identities can be an application's federated \
+                         credential."
+                    ),
+                ));
+            }
+            format!("{authority}{rest}/.well-known/openid-configuration")
+        }
+        None => format!(
+            "{}/.well-known/openid-configuration",
+            iss.trim_end_matches('/')
+        ),
+    };
+
+    // The issuer's metadata and keys, as Entra fetches them. Entra's answer
+    // when an issuer's metadata cannot be read is AADSTS50166 ("Request to
+    // External OIDC endpoint failed").
+    let unreachable = |why: String| {
+        invalid(
+            50166,
+            format!("Request to External OIDC endpoint failed: {why} (issuer '{iss}')."),
+        )
+    };
+    let fetch = |url: String| async move {
+        let resp = st
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", resp.status().as_u16()));
+        }
+        let bytes = resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
+        serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("GET {url}: not JSON: {e}"))
+    };
+    let config = fetch(discovery).await.map_err(unreachable)?;
+    // OpenID Connect Discovery 1.0 section 4.3: the document's issuer must
+    // be the issuer it was fetched for.
+    if config["issuer"].as_str() != Some(iss) {
+        return Err(unreachable(format!(
+            "the discovery document names issuer {}",
+            config["issuer"]
+        )));
+    }
+    let jwks_uri = config["jwks_uri"]
+        .as_str()
+        .ok_or_else(|| unreachable("the discovery document has no jwks_uri".into()))?
+        .to_string();
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(fetch(jwks_uri).await.map_err(unreachable)?)
+            .map_err(|e| unreachable(format!("the JWKS is not a key set: {e}")))?;
+    let kid = header.kid.clone().unwrap_or_default();
+    let jwk = jwks.find(&kid).ok_or_else(|| {
+        invalid(
+            700027,
+            format!(
+                "Client assertion failed signature validation: the issuer '{iss}' publishes no \
+                 key '{kid}'."
+            ),
+        )
+    })?;
+    DecodingKey::from_jwk(jwk).map_err(|e| {
+        invalid(
+            700027,
+            format!("Client assertion failed signature validation: {e}."),
+        )
+    })
 }

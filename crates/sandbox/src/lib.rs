@@ -19,6 +19,13 @@
 //!   API, enforcing the resource owner's tenant and Azure RBAC;
 //! - **the aggregator API** ([`api`]): the two-token scheme, with both tokens
 //!   fully verified;
+//! - **managed identities** ([`managed_identity`]): App Service's managed
+//!   identity endpoint (plain HTTP on loopback), issuing managed identity
+//!   tokens for `api://AzureADTokenExchange` that an app's federated
+//!   credential accepts;
+//! - **a GitHub Actions-style OIDC issuer** ([`github`]): a workflow job's
+//!   `ACTIONS_ID_TOKEN_REQUEST_URL` and the issuer's discovery document and
+//!   keys, for federated credentials with GitHub subjects;
 //! - **faults** ([`faults`]): throttling, 5xx, slow answers, dropped
 //!   connections, refused tokens;
 //! - **the demo world** ([`demo`]): both tenants, the partner's app, the
@@ -40,8 +47,10 @@ pub mod demo;
 pub mod directory;
 pub mod eventhubs;
 pub mod faults;
+pub mod github;
 pub mod identity;
 pub mod jwt;
+pub mod managed_identity;
 pub mod standalone;
 pub mod tls;
 
@@ -83,6 +92,8 @@ struct Inner {
     identity: identity::IdentityServer,
     eventhubs: eventhubs::EventHubsSandbox,
     api: api::AggregatorApi,
+    managed_identity: managed_identity::ManagedIdentityServer,
+    github: github::GitHubActionsOidc,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -129,12 +140,20 @@ impl Sandbox {
         let api = api::AggregatorApi::start(&shared, identity.authority_host())
             .await
             .map_err(|e| SandboxError(format!("aggregator API: {e}")))?;
+        let managed_identity = managed_identity::ManagedIdentityServer::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("managed identity endpoint: {e}")))?;
+        let github = github::GitHubActionsOidc::start(&shared)
+            .await
+            .map_err(|e| SandboxError(format!("GitHub Actions OIDC issuer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
                 identity,
                 eventhubs,
                 api,
+                managed_identity,
+                github,
             }),
         })
     }
@@ -183,6 +202,18 @@ impl Sandbox {
     /// The aggregator API.
     pub fn api(&self) -> &api::AggregatorApi {
         &self.inner.api
+    }
+
+    /// The managed identity endpoint (App Service protocol): declare hosts
+    /// with their identities, count token requests.
+    pub fn managed_identity(&self) -> &managed_identity::ManagedIdentityServer {
+        &self.inner.managed_identity
+    }
+
+    /// The GitHub Actions-style OIDC issuer (request URL and token, the job
+    /// its tokens describe, counters).
+    pub fn github_actions(&self) -> &github::GitHubActionsOidc {
+        &self.inner.github
     }
 }
 
