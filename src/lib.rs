@@ -82,7 +82,7 @@ pub mod http;
 pub mod tenant;
 
 pub use claims::TokenClaims;
-pub use credential::CrossTenantCredential;
+pub use credential::{CrossTenantCredential, PartnerApp};
 pub use error::{Error, InvalidInput, Party, Remedy, Result};
 pub use http::HttpSettings;
 pub use tenant::{Cloud, ResourceTenant};

@@ -241,6 +241,7 @@ async fn entra_federation_codes_become_typed_errors_naming_what_was_presented() 
         (700212, Mismatch::Audience),
         (700213, Mismatch::Subject),
         (70021, Mismatch::Unspecified),
+        (70025, Mismatch::NoneConfigured),
     ] {
         let fake = FakeTransport::new(vec![entra_error(code)]);
         let credential = CrossTenantCredential::builder()

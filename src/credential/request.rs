@@ -142,6 +142,14 @@ impl Inner {
             }
             .into();
         }
+        if code == 50166 {
+            return FederationError::IssuerUnreachable {
+                client_id: self.client_id.clone(),
+                presented,
+                entra,
+            }
+            .into();
+        }
         match Mismatch::from_code(code) {
             Some(mismatch) => FederationError::NoMatchingCredential {
                 mismatch,

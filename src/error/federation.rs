@@ -67,6 +67,8 @@ pub enum Mismatch {
     /// AADSTS70021: no federated credential matches (Entra did not say
     /// which claim).
     Unspecified,
+    /// AADSTS70025: the app has no federated identity credential at all.
+    NoneConfigured,
 }
 
 impl Mismatch {
@@ -77,6 +79,7 @@ impl Mismatch {
             700212 => Mismatch::Audience,
             700213 => Mismatch::Subject,
             70021 => Mismatch::Unspecified,
+            70025 => Mismatch::NoneConfigured,
             _ => return None,
         })
     }
@@ -111,6 +114,16 @@ pub enum FederationError {
         /// Entra's answer, when Entra refused it (`None`: refused here,
         /// before sending).
         entra: Option<Box<EntraError>>,
+    },
+    /// Entra could not read the assertion issuer's OpenID configuration or
+    /// keys (AADSTS50166).
+    IssuerUnreachable {
+        /// The partner's client id.
+        client_id: String,
+        /// What was presented.
+        presented: Option<AssertionInfo>,
+        /// Entra's answer.
+        entra: Box<EntraError>,
     },
     /// The managed identity endpoint could not be reached (no managed
     /// identity on this host, a firewall, the endpoint down).
@@ -169,7 +182,8 @@ impl FederationError {
     /// Entra's answer, when Entra refused the assertion.
     pub fn entra(&self) -> Option<&EntraError> {
         match self {
-            FederationError::NoMatchingCredential { entra, .. } => Some(entra),
+            FederationError::NoMatchingCredential { entra, .. }
+            | FederationError::IssuerUnreachable { entra, .. } => Some(entra),
             FederationError::AssertionExpired { entra, .. } => entra.as_deref(),
             _ => None,
         }
@@ -215,6 +229,9 @@ impl FederationError {
                     Mismatch::Unspecified => {
                         format!("issuer {iss}, subject {sub} and audience {aud} must all match")
                     }
+                    Mismatch::NoneConfigured => {
+                        "the app has none yet; create one for this workload".to_string()
+                    }
                 };
                 format!(
                     "add or fix the federated identity credential on app {client_id} in the \
@@ -224,6 +241,15 @@ impl FederationError {
                      with `az ad app federated-credential list --id {client_id}`); {NOTHING}"
                 )
             }
+            FederationError::IssuerUnreachable { presented, .. } => format!(
+                "make the issuer {} serve its OpenID configuration \
+                 (`/.well-known/openid-configuration`) and keys over public HTTPS, reachable from \
+                 Entra, and make the federated credential's issuer exactly that URL; {NOTHING}",
+                presented
+                    .as_ref()
+                    .map(|p| p.issuer.as_str())
+                    .unwrap_or("of the assertion")
+            ),
             FederationError::AssertionExpired { presented, .. } => format!(
                 "the {} assertion was past its exp when Entra got it: check this machine's clock \
                  (NTP) and that the source hands out its current token (a projected token file \
@@ -292,11 +318,27 @@ impl fmt::Display for FederationError {
                     Mismatch::Subject => "subject",
                     Mismatch::Audience => "audience",
                     Mismatch::Unspecified => "issuer, subject and audience",
+                    Mismatch::NoneConfigured => "claims (the app has no federated credential)",
                 };
                 write!(
                     f,
                     "{code} from tenant {}: no federated identity credential on app {client_id} \
                      matches the presented assertion's {what}",
+                    entra.tenant
+                )?;
+                if let Some(p) = presented {
+                    write!(f, " (the {} assertion has {p})", p.source)?;
+                }
+            }
+            FederationError::IssuerUnreachable {
+                client_id,
+                presented,
+                entra,
+            } => {
+                write!(
+                    f,
+                    "AADSTS50166 from tenant {}: Entra could not read the OpenID configuration or \
+                     keys of the issuer of app {client_id}'s assertion",
                     entra.tenant
                 )?;
                 if let Some(p) = presented {
