@@ -416,3 +416,43 @@ fn from_env_selects_a_managed_identity_or_github_and_names_a_bad_value() {
         .to_string();
     assert!(err.contains("client secret + managed identity"), "{err}");
 }
+
+#[tokio::test]
+async fn callers_waiting_on_a_failed_fetch_get_its_error_instead_of_asking_again() {
+    let fake = FakeTransport::new(vec![token_for(OWNER, "x")]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let credential = CrossTenantCredential::builder()
+        .resource_tenant(OWNER)
+        .client_id(CLIENT)
+        .client_assertion(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err::<String, _>("the workload has no token yet".into())
+            }
+        })
+        .check_audience(false)
+        .http_settings(settings(fake.clone()))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let c = credential.clone();
+            tokio::spawn(async move { c.token(&format!("api://f{i}/.default")).await })
+        })
+        .collect();
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("no token yet"), "{err}");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one attempt for the waiting callers"
+    );
+    assert!(fake.requests().is_empty());
+    // Failures are not cached: the next caller tries again.
+    let _ = credential.token("api://g/.default").await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -29,7 +29,10 @@ pub struct Secretless {
     /// The partner's user-assigned managed identity (only user-assigned
     /// ones can be an app's federated credential).
     pub identity: ManagedIdentity,
-    /// The App Service host the identity is assigned to:
+    /// A second user-assigned identity on the same host that no federated
+    /// credential of the app names (its tokens are refused: AADSTS700213).
+    pub unfederated: ManagedIdentity,
+    /// The App Service host the identities are assigned to:
     /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`.
     pub host: ManagedIdentityHost,
     /// The resource owners, the demo's Contoso first.
@@ -69,10 +72,17 @@ impl Secretless {
         let gh = world.sandbox.github_actions();
         d.add_federated_credential(&app.app_id, &gh.issuer(), &gh.subject())
             .expect("federated credential for the GitHub job");
+        let unfederated = d
+            .add_managed_identity(
+                &world.partner.id,
+                "fabrikam-other",
+                ManagedIdentityKind::UserAssigned,
+            )
+            .expect("managed identity");
         let host = world
             .sandbox
             .managed_identity()
-            .add_host("fabrikam-web", &[identity.clone()]);
+            .add_host("fabrikam-web", &[identity.clone(), unfederated.clone()]);
 
         // Contoso: the demo's namespace and API, granted to this app too.
         let sp = d
@@ -104,6 +114,7 @@ impl Secretless {
             world,
             app,
             identity,
+            unfederated,
             host,
             owners,
         }
