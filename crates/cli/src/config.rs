@@ -55,7 +55,13 @@ pub(crate) struct CredentialArgs {
     #[arg(long, global = true, env = "CROSSTENANT_MANAGED_IDENTITY")]
     managed_identity: Option<String>,
     /// Secretless: the GitHub Actions job's OIDC token as the proof.
-    #[arg(long, global = true, env = "CROSSTENANT_GITHUB_OIDC")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSTENANT_GITHUB_OIDC",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     github_oidc: bool,
     /// The authority host, e.g. https://login.microsoftonline.us/.
     #[arg(long, global = true, env = "AZURE_AUTHORITY_HOST")]
