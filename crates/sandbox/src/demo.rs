@@ -21,11 +21,26 @@
 //!
 //! The app is both the Event Hubs sender and the aggregator, so one
 //! credential tells the whole story.
+//!
+//! Beside it, the **secretless** way (issue #15): Fabrikam registers a
+//! second multi-tenant app, `fabrikam-secretless`, with no secret or
+//! certificate, only federated identity credentials: one for Fabrikam's
+//! user-assigned managed identity `fabrikam-sender` (issuer
+//! `https://login.microsoftonline.com/{Fabrikam}/v2.0`, subject its
+//! principal id), assigned to the App Service host `fabrikam-web` whose
+//! managed identity endpoint the sandbox serves; one for the GitHub Actions
+//! job of `fabrikam/telemetry` on `refs/heads/main` (the sandbox's GitHub
+//! OIDC issuer). Contoso creates its service principal and grants it what
+//! the secret app holds: Event Hubs Data Sender on the namespace, `API.Read`
+//! and `API.Write` on `api://secure-api` (and on the v2.0 API),
+//! `clientXYZ.Read` on `api://clientXYZ`. [`DemoWorld::add_resource_tenant`]
+//! adds more resource tenants for the same apps.
 
 use super::api::Access;
-use super::directory::{AppRegistration, Tenant};
+use super::directory::{AppRegistration, ManagedIdentity, ManagedIdentityKind, Tenant};
 use super::eventhubs::Role;
 use super::jwt::TokenVersion;
+use super::managed_identity::ManagedIdentityHost;
 use super::{Sandbox, SandboxError};
 
 /// The Event Hub of the demo namespace.
@@ -38,6 +53,28 @@ pub const API_V2_URI: &str = "api://secure-api-v2";
 pub const CLIENT: &str = "clientXYZ";
 /// The Event Hubs scope.
 pub const EVENTHUBS_SCOPE: &str = "https://eventhubs.azure.net/.default";
+/// The name of the secretless partner app.
+pub const SECRETLESS_APP: &str = "fabrikam-secretless";
+/// The name of Fabrikam's user-assigned managed identity.
+pub const MANAGED_IDENTITY: &str = "fabrikam-sender";
+/// The App Service host the managed identity is assigned to.
+pub const MANAGED_IDENTITY_HOST: &str = "fabrikam-web";
+
+/// A resource tenant added with [`DemoWorld::add_resource_tenant`]: its
+/// own Event Hubs namespace (hub [`HUB`]) and API, granted to both partner
+/// apps.
+#[derive(Debug, Clone)]
+pub struct ResourceTenant {
+    /// The tenant (`{name}.onmicrosoft.com`).
+    pub tenant: Tenant,
+    /// Its namespace host, `{name}-telemetry.servicebus.windows.net`.
+    pub namespace: String,
+    /// Its API registration (`api://{name}-api`, roles `API.Read` and
+    /// `API.Write`, v1.0 tokens); a token audience, not a served API.
+    pub api: AppRegistration,
+    /// `api://{name}-api`.
+    pub api_uri: String,
+}
 
 /// A running sandbox holding the demo world.
 #[derive(Clone)]
@@ -55,7 +92,14 @@ pub struct DemoWorld {
     /// The API registration that asks for v2.0 tokens ([`API_V2_URI`]);
     /// its `app_id` is the `aud` of tokens for it.
     pub api_v2: AppRegistration,
+    /// The secretless partner app ([`SECRETLESS_APP`]): federated
+    /// credentials only.
+    pub secretless: AppRegistration,
+    /// Fabrikam's user-assigned managed identity, trusted by the
+    /// secretless app.
+    pub managed_identity: ManagedIdentity,
     secret: String,
+    mi_host: ManagedIdentityHost,
 }
 
 impl std::fmt::Debug for DemoWorld {
@@ -127,6 +171,49 @@ impl DemoWorld {
         }
         let api_v2 = d.app(&api_v2.app_id).unwrap_or(api_v2);
         let app = d.app(&app.app_id).unwrap_or(app);
+
+        // The secretless app: federated credentials only.
+        let secretless = d
+            .register_app(&partner.id, SECRETLESS_APP, true)
+            .map_err(setup)?;
+        let managed_identity = d
+            .add_managed_identity(
+                &partner.id,
+                MANAGED_IDENTITY,
+                ManagedIdentityKind::UserAssigned,
+            )
+            .map_err(setup)?;
+        let mi_host = sandbox.managed_identity().add_host(
+            MANAGED_IDENTITY_HOST,
+            std::slice::from_ref(&managed_identity),
+        );
+        d.add_federated_credential(
+            &secretless.app_id,
+            &super::jwt::AccessClaims::v2_issuer_for(&partner.id),
+            &managed_identity.object_id,
+        )
+        .map_err(setup)?;
+        let gh = sandbox.github_actions();
+        d.add_federated_credential(&secretless.app_id, &gh.issuer(), &gh.subject())
+            .map_err(setup)?;
+        let secretless_sp = d
+            .create_service_principal(&owner.id, &secretless.app_id)
+            .map_err(setup)?;
+        eh.assign_role(&namespace, &secretless_sp.object_id, Role::DataSender);
+        api.grant_api(&secretless.app_id, &[Access::Read, Access::Write])
+            .map_err(setup)?;
+        api.grant_client(&secretless.app_id, CLIENT, &[Access::Read])
+            .map_err(setup)?;
+        for access in [Access::Read, Access::Write] {
+            d.grant_app_role(
+                &owner.id,
+                &secretless.app_id,
+                &api_v2.app_id,
+                access.api_role(),
+            )
+            .map_err(setup)?;
+        }
+        let secretless = d.app(&secretless.app_id).unwrap_or(secretless);
         Ok(Self {
             sandbox,
             partner,
@@ -134,7 +221,61 @@ impl DemoWorld {
             app,
             namespace,
             api_v2,
+            secretless,
+            managed_identity,
             secret,
+            mi_host,
+        })
+    }
+
+    /// The secretless partner app.
+    pub fn secretless_app(&self) -> &AppRegistration {
+        &self.secretless
+    }
+
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` of the App Service host
+    /// [`MANAGED_IDENTITY_HOST`], to which [`Self::managed_identity`] is
+    /// assigned.
+    pub fn managed_identity_host(&self) -> &ManagedIdentityHost {
+        &self.mi_host
+    }
+
+    /// Adds a resource tenant `name` (`{name}.onmicrosoft.com`) that lets
+    /// both partner apps in: service principals, a namespace
+    /// `{name}-telemetry` (hub [`HUB`], 4 partitions) where both are Event
+    /// Hubs Data Senders, and an API `api://{name}-api` granting both
+    /// `API.Read` and `API.Write`.
+    pub fn add_resource_tenant(&self, name: &str) -> Result<ResourceTenant, SandboxError> {
+        let d = self.sandbox.directory();
+        let tenant = d.add_tenant(name, &[&format!("{name}.onmicrosoft.com")]);
+        let eh = self.sandbox.eventhubs();
+        let namespace = eh.create_namespace(&tenant.id, &format!("{name}-telemetry"));
+        eh.create_hub(&namespace, HUB, 4);
+        let api_uri = format!("api://{name}-api");
+        let api = d
+            .register_app(&tenant.id, &format!("{name}-api"), false)
+            .map_err(setup)?;
+        d.add_identifier_uri(&api.app_id, &api_uri).map_err(setup)?;
+        for access in [Access::Read, Access::Write] {
+            d.add_app_role(&api.app_id, access.api_role())
+                .map_err(setup)?;
+        }
+        for app in [&self.app, &self.secretless] {
+            let sp = d
+                .create_service_principal(&tenant.id, &app.app_id)
+                .map_err(setup)?;
+            eh.assign_role(&namespace, &sp.object_id, Role::DataSender);
+            for access in [Access::Read, Access::Write] {
+                d.grant_app_role(&tenant.id, &app.app_id, &api.app_id, access.api_role())
+                    .map_err(setup)?;
+            }
+        }
+        let api = d.app(&api.app_id).unwrap_or(api);
+        Ok(ResourceTenant {
+            tenant,
+            namespace,
+            api,
+            api_uri,
         })
     }
 
@@ -180,5 +321,61 @@ impl DemoWorld {
             ("API_V2_SCOPE", format!("{API_V2_URI}/.default")),
             ("API_V2_CLIENT_ID", self.api_v2.app_id.clone()),
         ]
+    }
+
+    /// The settings every secretless way shares: the authority, the
+    /// resource tenant (Contoso) and the secretless app's client id.
+    fn secretless_common(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "AZURE_AUTHORITY_HOST",
+                self.sandbox.authority_host().to_string(),
+            ),
+            ("AZURE_TENANT_ID", self.owner.id.clone()),
+            ("AZURE_CLIENT_ID", self.secretless.app_id.clone()),
+        ]
+    }
+
+    /// The environment of the managed identity way, as a process on the
+    /// App Service host [`MANAGED_IDENTITY_HOST`] has it: `IDENTITY_ENDPOINT`,
+    /// `IDENTITY_HEADER`, the secretless app's `AZURE_CLIENT_ID`,
+    /// `AZURE_TENANT_ID` = Contoso, `AZURE_AUTHORITY_HOST`, and
+    /// `CROSSTENANT_MANAGED_IDENTITY` = the client id of the user-assigned
+    /// managed identity. Add the CA settings of [`Self::environment`].
+    /// Contains the host's identity header.
+    pub fn managed_identity_environment(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.secretless_common();
+        env.extend([
+            ("IDENTITY_ENDPOINT", self.mi_host.endpoint.to_string()),
+            (
+                "IDENTITY_HEADER",
+                self.mi_host.identity_header().to_string(),
+            ),
+            (
+                "CROSSTENANT_MANAGED_IDENTITY",
+                self.managed_identity.client_id.clone(),
+            ),
+        ]);
+        env
+    }
+
+    /// The environment of the GitHub Actions way, as a workflow job with
+    /// `permissions: id-token: write` has it: `ACTIONS_ID_TOKEN_REQUEST_URL`,
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, the secretless app's
+    /// `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` = Contoso, `AZURE_AUTHORITY_HOST`,
+    /// and `CROSSTENANT_GITHUB_OIDC` = `1`. Add the CA settings of
+    /// [`Self::environment`]. Contains the job's request token.
+    pub fn github_oidc_environment(&self) -> Vec<(&'static str, String)> {
+        let gh = self.sandbox.github_actions();
+        let mut env = self.secretless_common();
+        env.extend([
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", gh.request_url()),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                gh.request_token().to_string(),
+            ),
+            ("CROSSTENANT_GITHUB_OIDC", "1".to_string()),
+        ]);
+        env
     }
 }

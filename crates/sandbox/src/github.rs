@@ -82,6 +82,7 @@ struct GhState {
     request_token: String,
     job: RwLock<GitHubJob>,
     plan: String,
+    job_id: String,
     requests: AtomicU64,
     issued: AtomicU64,
 }
@@ -111,6 +112,7 @@ impl GitHubActionsOidc {
             request_token: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
             job: RwLock::new(GitHubJob::default()),
             plan: Uuid::new_v4().to_string(),
+            job_id: Uuid::new_v4().to_string(),
             requests: AtomicU64::new(0),
             issued: AtomicU64::new(0),
         });
@@ -145,7 +147,7 @@ impl GitHubActionsOidc {
             "{}_apis/distributedtask/hubs/build/plans/{}/jobs/{}/idtoken?api-version=2.0",
             self.server.url(),
             self.state.plan,
-            Uuid::new_v4()
+            self.state.job_id
         )
     }
 

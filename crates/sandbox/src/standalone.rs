@@ -69,6 +69,8 @@ pub async fn run(options: Options) -> Result<(), SandboxError> {
         })
         .map(|(name, value)| format!("export {name}={}", shell_quote(&value)))
         .collect();
+    let mut exports = exports;
+    exports.extend(secretless_alternatives(&world));
     for line in &exports {
         println!("{line}");
     }
@@ -186,6 +188,26 @@ fn banner(world: &DemoWorld, ca_file: &Path, bundle: &TrustBundle) -> Vec<String
             "#     client secret:            {} (a sandbox secret, worthless elsewhere)",
             world.client_secret()
         ),
+        format!(
+            "#   secretless app:             {} ({}; federated credentials only)",
+            world.secretless.app_id,
+            crate::demo::SECRETLESS_APP
+        ),
+        format!(
+            "#     managed identity:         {} client id {}, principal id {}",
+            crate::demo::MANAGED_IDENTITY,
+            world.managed_identity.client_id,
+            world.managed_identity.object_id
+        ),
+        format!(
+            "#     IDENTITY_ENDPOINT:        {} (App Service protocol, plain HTTP)",
+            world.managed_identity_host().endpoint
+        ),
+        format!(
+            "#     GitHub OIDC issuer:       {} (subject {})",
+            world.sandbox.github_actions().issuer(),
+            world.sandbox.github_actions().subject()
+        ),
         format!("#   identity provider:          {authority}"),
         format!("#     token (v2 endpoint):      {authority}{owner}/oauth2/v2.0/token"),
         format!("#     token (v1 endpoint):      {authority}{owner}/oauth2/token"),
@@ -243,6 +265,40 @@ fn banner(world: &DemoWorld, ca_file: &Path, bundle: &TrustBundle) -> Vec<String
         ]
         .map(String::from),
     );
+    out
+}
+
+/// The secretless ways, as commented `export` lines to uncomment instead of
+/// the secret app's `AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`: the managed
+/// identity way (App Service's `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`,
+/// selected by `CROSSTENANT_MANAGED_IDENTITY`) and the GitHub Actions way
+/// (`ACTIONS_ID_TOKEN_REQUEST_URL`/`…_TOKEN`, selected by
+/// `CROSSTENANT_GITHUB_OIDC`).
+fn secretless_alternatives(world: &DemoWorld) -> Vec<String> {
+    let block = |title: &str, env: Vec<(&'static str, String)>| {
+        let mut lines = vec![format!("# {title}")];
+        lines.push("#   unset AZURE_CLIENT_SECRET".to_string());
+        lines.extend(
+            env.into_iter()
+                .map(|(n, v)| format!("#   export {n}={}", shell_quote(&v))),
+        );
+        lines
+    };
+    let mut out = block(
+        &format!(
+            "secretless, managed identity ({} on host {}): uncomment instead of the secret",
+            crate::demo::MANAGED_IDENTITY,
+            crate::demo::MANAGED_IDENTITY_HOST
+        ),
+        world.managed_identity_environment(),
+    );
+    out.extend(block(
+        &format!(
+            "secretless, GitHub Actions OIDC (job {}): uncomment instead of the secret",
+            world.sandbox.github_actions().subject()
+        ),
+        world.github_oidc_environment(),
+    ));
     out
 }
 
@@ -358,6 +414,27 @@ mod tests {
             assert!(names.contains(&needed), "{needed} missing from {names:?}");
         }
         drop(world);
+    }
+
+    #[tokio::test]
+    async fn the_secretless_ways_are_offered_as_commented_alternatives() {
+        let world = DemoWorld::start().await.unwrap();
+        let lines = secretless_alternatives(&world);
+        assert!(lines.iter().all(|l| l.starts_with('#')), "{lines:#?}");
+        let text = lines.join("\n");
+        for needed in [
+            "IDENTITY_ENDPOINT",
+            "IDENTITY_HEADER",
+            "CROSSTENANT_MANAGED_IDENTITY",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "CROSSTENANT_GITHUB_OIDC",
+            world.secretless.app_id.as_str(),
+            world.owner.id.as_str(),
+            world.managed_identity.client_id.as_str(),
+        ] {
+            assert!(text.contains(needed), "{needed} missing:\n{text}");
+        }
     }
 
     #[test]

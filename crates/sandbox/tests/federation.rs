@@ -207,6 +207,25 @@ async fn an_assertion_signed_by_another_issuers_key_answers_700027() {
     )
     .await;
     assert_eq!((status, aadsts(&answer)), (401, Some(700027)), "{answer}");
+    // The issuer's own key id on a signature by another key: the signature
+    // itself is checked, not only the key id.
+    let genuine = w
+        .sandbox
+        .identity()
+        .mint_federated_assertion("aks", SUBJECT, 600)
+        .unwrap();
+    let kid = jsonwebtoken::decode_header(&genuine).unwrap().kid.unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid);
+    let stranger = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims(&issuer, SUBJECT, TOKEN_EXCHANGE_AUDIENCE),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(stranger.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let (status, answer) = exchange(&w, &w.app.app_id, &forged).await;
+    assert_eq!((status, aadsts(&answer)), (401, Some(700027)), "{answer}");
     // Nor does Entra's own key stand in for the issuer's.
     let entra_signed = w
         .sandbox
