@@ -96,7 +96,8 @@ impl std::fmt::Display for ManagedIdentity {
 
 impl ManagedIdentity {
     /// Parses [`ENV_MANAGED_IDENTITY`]'s value: `system`,
-    /// `client_id=<guid>`, `object_id=<guid>` or `resource_id=<arm id>`.
+    /// `client_id=<guid>` (or the bare client id), `object_id=<guid>` or
+    /// `resource_id=<arm id>`.
     pub fn parse(value: &str) -> Result<Self, Error> {
         let v = value.trim();
         let bad = |why: &str| {
@@ -115,8 +116,13 @@ impl ManagedIdentity {
         if v.eq_ignore_ascii_case("system") || v.eq_ignore_ascii_case("system-assigned") {
             return Ok(ManagedIdentity::SystemAssigned);
         }
+        // A bare GUID is a client id, as the Azure SDKs read a managed
+        // identity's `AZURE_CLIENT_ID`.
+        if crate::tenant::is_guid(v) {
+            return Ok(ManagedIdentity::ClientId(v.to_ascii_lowercase()));
+        }
         let Some((key, id)) = v.split_once('=') else {
-            return Err(bad("it is neither `system` nor `key=value`"));
+            return Err(bad("it is neither `system`, a client id nor `key=value`"));
         };
         let id = id.trim();
         match key.trim().to_ascii_lowercase().as_str() {
@@ -579,6 +585,10 @@ mod tests {
         );
         assert_eq!(
             ManagedIdentity::parse("client_id=00001111-AAAA-2222-bbbb-3333cccc4444").unwrap(),
+            ManagedIdentity::ClientId("00001111-aaaa-2222-bbbb-3333cccc4444".into())
+        );
+        assert_eq!(
+            ManagedIdentity::parse("00001111-aaaa-2222-bbbb-3333cccc4444").unwrap(),
             ManagedIdentity::ClientId("00001111-aaaa-2222-bbbb-3333cccc4444".into())
         );
         let arm = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi";
