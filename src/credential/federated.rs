@@ -452,7 +452,6 @@ impl ExternalAssertion {
         let options = azure_identity::ManagedIdentityCredentialOptions {
             user_assigned_id: id.user_assigned(),
             client_options: self.options.clone(),
-            ..Default::default()
         };
         // A new credential per fetch, on purpose: azure_identity's own cache
         // would hand the same token back until five minutes before it
