@@ -139,9 +139,8 @@ impl CrossTenantCredentialBuilder {
 
     /// Authenticate with a federated assertion read from `path`
     /// (Kubernetes workload identity projects and rotates the file), as
-    /// `AZURE_FEDERATED_TOKEN_FILE` works elsewhere. The content is used
-    /// until shortly before its `exp` and re-read at least every five
-    /// minutes.
+    /// `AZURE_FEDERATED_TOKEN_FILE` works elsewhere. The file is read for
+    /// every token request, so a rotation is picked up at once.
     pub fn federated_token_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.auth
             .push(Proof::External(ExternalSource::File(path.into())));

@@ -24,10 +24,12 @@
 //! [`PartnerApp`](super::PartnerApp), until shortly before it expires (the
 //! last quarter of its remaining life, at most five minutes). Concurrent
 //! callers wait for one fetch (single flight); a failed fetch is handed to
-//! the callers that waited for it and never cached. A token file is also
-//! re-read at least every five minutes (Kubernetes rotates it), as
-//! Microsoft's SDKs do. An assertion that does not decode as a JWT with an
-//! `exp` is not cached; one already expired is refused before it is sent.
+//! the callers that waited for it and never cached. A token file is not
+//! cached: it is read for every token request (a local read, next to a
+//! network round trip), so the platform's rotation is picked up at once. An
+//! assertion that does not decode as a JWT with an `exp` is not cached; one
+//! past its `exp` by more than the five minutes of clock skew Entra allows
+//! is refused before it is sent.
 
 use crate::error::{AssertionInfo, Error, FederationError, InvalidInput};
 use azure_core::credentials::{Secret, TokenCredential};
@@ -59,8 +61,11 @@ pub const ENV_ACTIONS_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
 /// GitHub Actions' ID token request bearer token (a secret).
 pub const ENV_ACTIONS_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 
-/// The longest a token file's content is used before it is read again.
-const FILE_MAX_AGE: Duration = Duration::from_secs(300);
+/// The clock skew Entra allows on an assertion's `exp` ("Microsoft
+/// identity platform application authentication certificate
+/// credentials"): an assertion is refused here only once it is past its
+/// `exp` by more than this, as Entra would surely refuse it.
+const ALLOWED_SKEW_SECS: i64 = 300;
 /// The most an assertion is renewed ahead of its `exp`.
 const MAX_AHEAD: Duration = Duration::from_secs(300);
 
@@ -386,7 +391,7 @@ impl ExternalAssertion {
         let mut use_until = now;
         if let Some(exp) = info.as_ref().and_then(|i| i.expires_at) {
             let left = exp - now_unix();
-            if left <= 0 {
+            if left + ALLOWED_SKEW_SECS <= 0 {
                 let e = Error::from(FederationError::AssertionExpired {
                     client_id: self.client_id.clone(),
                     presented: info,
@@ -395,13 +400,11 @@ impl ExternalAssertion {
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some((n, e.clone()));
                 return Err(e);
             }
-            let left = Duration::from_secs(left as u64);
-            let ahead = (left / 4).min(MAX_AHEAD);
-            let mut keep = left - ahead;
-            if matches!(self.source, ExternalSource::File(_)) {
-                keep = keep.min(FILE_MAX_AGE);
+            if left > 0 && !matches!(self.source, ExternalSource::File(_)) {
+                let left = Duration::from_secs(left as u64);
+                let ahead = (left / 4).min(MAX_AHEAD);
+                use_until = now + (left - ahead);
             }
-            use_until = now + keep;
         }
         let secret = Secret::new(value);
         *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {

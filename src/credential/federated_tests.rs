@@ -218,7 +218,7 @@ async fn an_assertion_past_its_exp_is_refused_before_anything_is_sent() {
     let credential = CrossTenantCredential::builder()
         .resource_tenant(OWNER)
         .client_id(CLIENT)
-        .client_assertion(counting_callback(calls, || assertion(-30)))
+        .client_assertion(counting_callback(calls, || assertion(-330)))
         .http_settings(settings(fake.clone()))
         .build()
         .unwrap();
