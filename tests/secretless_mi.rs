@@ -328,6 +328,20 @@ async fn refusals(s: &Secretless) {
     assert!(remedy.action.contains("resource owner has nothing to do"));
 }
 
+/// Log output kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How many threads this process has (Linux), `None` where it cannot tell.
 fn threads() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
@@ -356,6 +370,16 @@ fn main() -> ExitCode {
                 })
         })
         .collect();
+
+    // Every crate traces at TRACE into memory: after the tests, no log line
+    // may hold the identity header or a JWT (an assertion or a token).
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -393,10 +417,29 @@ fn main() -> ExitCode {
             }
         }
     }
+    if !selected.is_empty() {
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        let name = "no_identity_header_assertion_or_token_in_trace_logs";
+        if text.is_empty() {
+            println!("test {name} ... FAILED (nothing was logged: the capture is broken)");
+            failed.push(name);
+        } else if text.contains(world.host.identity_header()) || text.contains("eyJ") {
+            println!("test {name} ... FAILED");
+            for line in text
+                .lines()
+                .filter(|l| l.contains(world.host.identity_header()) || l.contains("eyJ"))
+            {
+                println!("  leaked: {}", &line[..line.len().min(300)]);
+            }
+            failed.push(name);
+        } else {
+            println!("test {name} ... ok ({} bytes of TRACE logs)", text.len());
+        }
+    }
     println!(
         "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
-        selected.len() - failed.len(),
+        (selected.len() + usize::from(!selected.is_empty())) - failed.len(),
         failed.len(),
         TESTS.len() - selected.len()
     );
