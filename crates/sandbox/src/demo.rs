@@ -109,6 +109,8 @@ impl std::fmt::Debug for DemoWorld {
             .field("owner", &self.owner.id)
             .field("app", &self.app.app_id)
             .field("namespace", &self.namespace)
+            .field("secretless", &self.secretless.app_id)
+            .field("managed_identity", &self.managed_identity.client_id)
             .finish_non_exhaustive()
     }
 }

@@ -89,7 +89,7 @@ const ENTRA_PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com/";
 /// account issuer, a CI system): each has its own RSA signing key and
 /// publishes it at its own JWKS URL.
 #[derive(Default)]
-pub struct WorkloadIssuers {
+pub(crate) struct WorkloadIssuers {
     keys: Mutex<HashMap<String, super::jwt::TokenIssuer>>,
 }
 

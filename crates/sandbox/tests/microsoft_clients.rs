@@ -99,3 +99,8 @@ async fn msal_v2_token_for_the_v2_api() {
 async fn azure_identity_v2_token_for_the_v2_api() {
     check("azure_identity_checks.py", &["v2-token"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_identity_managed_identity_as_the_secretless_apps_credential() {
+    check("azure_identity_checks.py", &["managed-identity"]).await;
+}

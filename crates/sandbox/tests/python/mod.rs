@@ -260,6 +260,25 @@ impl Setup {
         ));
         env.push(("SBX_TENANT_DOMAIN".into(), world.owner.domains[0].clone()));
         env.push(("SBX_PARTNER_TENANT_ID".into(), world.partner.id.clone()));
+        // The managed identity way: App Service's variables as such (what
+        // azure-identity reads), the ids under SBX_ names so the secret
+        // app's AZURE_CLIENT_ID stays.
+        env.push((
+            "IDENTITY_ENDPOINT".into(),
+            world.managed_identity_host().endpoint.to_string(),
+        ));
+        env.push((
+            "IDENTITY_HEADER".into(),
+            world.managed_identity_host().identity_header().to_string(),
+        ));
+        env.push((
+            "SBX_MI_CLIENT_ID".into(),
+            world.managed_identity.client_id.clone(),
+        ));
+        env.push((
+            "SBX_SECRETLESS_CLIENT_ID".into(),
+            world.secretless.app_id.clone(),
+        ));
         Self {
             world,
             scratch,
