@@ -456,3 +456,41 @@ async fn callers_waiting_on_a_failed_fetch_get_its_error_instead_of_asking_again
     let _ = credential.token("api://g/.default").await.unwrap_err();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn sovereign_clouds_ask_for_their_own_token_exchange_audience() {
+    for (cloud, audience) in [
+        (crate::Cloud::Public, "api%3A%2F%2FAzureADTokenExchange"),
+        (
+            crate::Cloud::UsGovernment,
+            "api%3A%2F%2FAzureADTokenExchangeUSGov",
+        ),
+        (crate::Cloud::China, "api%3A%2F%2FAzureADTokenExchangeChina"),
+    ] {
+        let fake = FakeTransport::new(vec![
+            Answer::new(
+                200,
+                serde_json::json!({"value": assertion(600)}).to_string(),
+            ),
+            token_for(OWNER, "api://one"),
+        ]);
+        let credential = CrossTenantCredential::builder()
+            .resource_tenant(OWNER)
+            .client_id(CLIENT)
+            .cloud(cloud.clone())
+            .github_actions_oidc_endpoint("https://pipelines.example/idtoken?api-version=2.0", "t")
+            .http_settings(settings(fake.clone()))
+            .build()
+            .unwrap();
+        credential.token("api://one/.default").await.unwrap();
+        let requests = fake.requests();
+        assert!(
+            requests[0].ends_with(&format!("&audience={audience}")),
+            "{cloud:?}: {requests:?}"
+        );
+        assert!(
+            requests[1].starts_with(&format!("POST {}", cloud.authority_host())),
+            "{requests:?}"
+        );
+    }
+}
