@@ -82,7 +82,7 @@ impl Secretless {
         let host = world
             .sandbox
             .managed_identity()
-            .add_host("fabrikam-web", &[identity.clone(), unfederated.clone()]);
+            .add_host("fabrikam-tests", &[identity.clone(), unfederated.clone()]);
 
         // Contoso: the demo's namespace and API, granted to this app too.
         let sp = d

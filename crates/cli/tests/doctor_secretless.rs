@@ -63,7 +63,7 @@ async fn world(name: &str) -> World {
     let host = demo
         .sandbox
         .managed_identity()
-        .add_host("fabrikam-web", &[identity.clone(), unfederated.clone()]);
+        .add_host("fabrikam-tests", &[identity.clone(), unfederated.clone()]);
     let ca = std::env::temp_dir().join(format!(
         "crosstenant-doctor-secretless-{}-{name}.pem",
         std::process::id()
@@ -179,7 +179,10 @@ async fn doctor_walks_the_managed_identity_chain_and_shows_the_assertion_not_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_an_unreachable_managed_identity_endpoint_and_stops_there() {
     let w = world("unreachable").await;
-    let endpoint = format!("http://127.0.0.1:{}/fabrikam-web/msi/token", closed_port());
+    let endpoint = format!(
+        "http://127.0.0.1:{}/fabrikam-tests/msi/token",
+        closed_port()
+    );
     let mut env = w.managed_identity(&w.identity);
     env.retain(|(n, _)| n != "IDENTITY_ENDPOINT");
     env.push(("IDENTITY_ENDPOINT".into(), endpoint));
