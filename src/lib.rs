@@ -45,7 +45,9 @@
 //! ## Modules
 //!
 //! - [`tenant`]: the resource tenant (GUID or domain) and the cloud.
-//! - [`credential`]: the credential, certificates, Entra error hints.
+//! - [`credential`]: the credential, certificates, Entra error hints; the
+//!   secretless proofs (a managed identity, GitHub Actions OIDC) and
+//!   [`PartnerApp`], one app serving several resource tenants.
 //! - [`claims`]: a read-only view of a token's claims for checks.
 //! - [`eventhubs`]: typed Event Hubs senders over AMQP and HTTPS.
 //! - [`aggregator`]: calling an API on behalf of a named client with two
@@ -82,7 +84,7 @@ pub mod http;
 pub mod tenant;
 
 pub use claims::TokenClaims;
-pub use credential::CrossTenantCredential;
+pub use credential::{CrossTenantCredential, PartnerApp};
 pub use error::{Error, InvalidInput, Party, Remedy, Result};
 pub use http::HttpSettings;
 pub use tenant::{Cloud, ResourceTenant};

@@ -302,26 +302,59 @@ async fn a_stale_assertion_is_700024() {
     let client_id = w.app.app_id.clone();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(cert.key_pem.as_bytes()).unwrap();
     let x5t = loaded.x5t().to_string();
+    let sign = move |nbf_in: i64, exp_in: i64| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.x5t = Some(x5t.clone());
+        let now = crosstenant_sandbox::jwt::now_secs();
+        let claims = serde_json::json!({
+            "aud": endpoint, "iss": client_id, "sub": client_id,
+            "jti": azure_core::Uuid::new_v4().to_string(),
+            "nbf": now + nbf_in, "exp": now + exp_in,
+        });
+        jsonwebtoken::encode(&header, &claims, &key)
+    };
+    // Valid from an hour ahead: a machine whose clock is far ahead. Sent,
+    // and Entra answers 700024.
+    let ahead = sign.clone();
     let cred = w
         .builder(&w.owner.id)
         .client_assertion(move || {
-            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-            header.x5t = Some(x5t.clone());
-            let now = crosstenant_sandbox::jwt::now_secs();
-            // Issued an hour ago: a machine whose clock is far behind.
-            let claims = serde_json::json!({
-                "aud": endpoint, "iss": client_id, "sub": client_id,
-                "jti": azure_core::Uuid::new_v4().to_string(),
-                "nbf": now - 3600, "exp": now - 3000,
-            });
-            let signed = jsonwebtoken::encode(&header, &claims, &key);
+            let signed = ahead(3600, 4000);
             async move { signed.map_err(|e| e.into()) }
         })
         .build()
         .unwrap();
     let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
     assert_eq!(err.as_entra().expect("an Entra error").code(), Some(700024));
+    assert!(
+        matches!(
+            err.as_federation(),
+            Some(crosstenant::error::FederationError::AssertionExpired { entra: Some(_), .. })
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("clock"), "{err}");
+    // Expired an hour ago by this machine's own clock: refused before it
+    // is sent, with the same advice.
+    let before = w.sandbox.identity().stats().token_requests();
+    let cred = w
+        .builder(&w.owner.id)
+        .client_assertion(move || {
+            let signed = sign(-3600, -3000);
+            async move { signed.map_err(|e| e.into()) }
+        })
+        .build()
+        .unwrap();
+    let err = cred.token(EVENTHUBS_SCOPE).await.unwrap_err();
+    assert!(
+        matches!(
+            err.as_federation(),
+            Some(crosstenant::error::FederationError::AssertionExpired { entra: None, .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("clock"), "{err}");
+    assert_eq!(w.sandbox.identity().stats().token_requests(), before);
 }
 
 #[tokio::test]

@@ -1,26 +1,24 @@
 //! How the partner's app proves itself, and how a proof becomes a client
 //! assertion for azure_identity's `ClientAssertionCredential`: freshly
-//! signed for certificates, re-read for token files, called for callbacks.
+//! signed for certificates; for an external assertion (token file,
+//! callback, managed identity, GitHub Actions) taken from its shared cache.
 //!
-//! Not here: loading certificates and signing (`certificate`), the token
-//! request itself (`request`).
+//! Not here: loading certificates and signing (`certificate`), external
+//! sources and their cache (`federated`), the token request itself
+//! (`request`).
 
 use super::certificate::{AssertionAlgorithm, CertificateSlot};
+use super::federated::ExternalAssertion;
+use crate::error::AssertionInfo;
 use crate::error::Error;
 use azure_core::credentials::Secret;
 use azure_core::http::ClientMethodOptions;
 use azure_identity::ClientAssertion;
-use std::future::Future;
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A boxed future returning a client assertion, for
 /// [`CrossTenantCredentialBuilder::client_assertion`](super::CrossTenantCredentialBuilder::client_assertion).
-pub type AssertionFuture =
-    Pin<Box<dyn Future<Output = Result<String, Box<dyn std::error::Error + Send + Sync>>> + Send>>;
-
-pub(super) type AssertionCallback = Arc<dyn Fn() -> AssertionFuture + Send + Sync>;
+pub type AssertionFuture = super::federated::CallbackFuture;
 
 /// How the partner's app proves itself.
 #[derive(Clone)]
@@ -32,8 +30,9 @@ pub(super) enum ClientAuth {
         algorithm: AssertionAlgorithm,
         send_chain: bool,
     },
-    AssertionFile(PathBuf),
-    AssertionCallback(AssertionCallback),
+    /// An external assertion (file, callback, managed identity, GitHub
+    /// Actions), its cache shared by every credential holding this `Arc`.
+    External(Arc<ExternalAssertion>),
 }
 
 impl ClientAuth {
@@ -41,19 +40,52 @@ impl ClientAuth {
         match self {
             ClientAuth::Secret(_) => "client secret",
             ClientAuth::Certificate { .. } => "certificate",
-            ClientAuth::AssertionFile(_) => "federated token file",
-            ClientAuth::AssertionCallback(_) => "client assertion callback",
+            ClientAuth::External(e) => e.source.kind(),
+        }
+    }
+
+    pub(super) fn proof_kind(&self) -> super::ProofKind {
+        use super::federated::ExternalSource;
+        use super::ProofKind;
+        match self {
+            ClientAuth::Secret(_) => ProofKind::ClientSecret,
+            ClientAuth::Certificate { .. } => ProofKind::Certificate,
+            ClientAuth::External(e) => match &e.source {
+                ExternalSource::File(_) => ProofKind::FederatedTokenFile,
+                ExternalSource::Callback(_) => ProofKind::AssertionCallback,
+                ExternalSource::ManagedIdentity(_) => ProofKind::ManagedIdentity,
+                ExternalSource::GitHub { .. } => ProofKind::GitHubActionsOidc,
+            },
+        }
+    }
+
+    /// The external assertion's claims (through its cache); `None` for a
+    /// secret or certificate.
+    pub(super) async fn assertion_info(&self) -> Result<Option<AssertionInfo>, Error> {
+        match self {
+            ClientAuth::External(e) => e.get().await.map(|(_, info)| info),
+            _ => Ok(None),
+        }
+    }
+
+    /// How many times the external source was asked.
+    pub(super) fn assertion_fetches(&self) -> u64 {
+        match self {
+            ClientAuth::External(e) => e.fetches(),
+            _ => 0,
         }
     }
 }
 
 /// Supplies assertions to azure_identity's `ClientAssertionCredential`:
-/// freshly signed for certificates, re-read for token files, called for
-/// callbacks. Never prints the assertion.
+/// freshly signed for certificates, from the shared cache for external
+/// ones. Never prints the assertion; keeps the claims of the external one
+/// it handed out (`presented`), for explaining a refusal.
 pub(super) struct AssertionSource {
     pub(super) auth: ClientAuth,
     pub(super) client_id: String,
     pub(super) token_endpoint: String,
+    pub(super) presented: Arc<Mutex<Option<AssertionInfo>>>,
 }
 
 impl std::fmt::Debug for AssertionSource {
@@ -85,31 +117,10 @@ impl ClientAssertion for AssertionSource {
                     *send_chain,
                 )
                 .map_err(Error::from),
-            ClientAuth::AssertionFile(path) => tokio::fs::read_to_string(path)
-                .await
-                .map(|s| s.trim().to_string())
-                .map_err(|e| Error::Assertion {
-                    source_name: path.display().to_string(),
-                    reason: format!(
-                        "{e}; check AZURE_FEDERATED_TOKEN_FILE points at the projected token"
-                    ),
-                })
-                .and_then(|s| {
-                    if s.is_empty() {
-                        Err(Error::Assertion {
-                            source_name: path.display().to_string(),
-                            reason: "the file is empty".into(),
-                        })
-                    } else {
-                        Ok(s)
-                    }
-                }),
-            ClientAuth::AssertionCallback(callback) => {
-                callback().await.map_err(|e| Error::Assertion {
-                    source_name: "client assertion callback".into(),
-                    reason: e.to_string(),
-                })
-            }
+            ClientAuth::External(external) => external.get().await.map(|(value, info)| {
+                *self.presented.lock().unwrap_or_else(|e| e.into_inner()) = info;
+                value.secret().to_string()
+            }),
             ClientAuth::Secret(_) => Err(Error::Assertion {
                 source_name: "client secret".into(),
                 reason: "a secret is not an assertion".into(),

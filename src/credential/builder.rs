@@ -5,6 +5,7 @@ use super::assertion::ClientAuth;
 use super::certificate::{
     AssertionAlgorithm, CertificateError, CertificateSlot, ClientCertificate,
 };
+use super::federated::{self, ExternalAssertion, ExternalSource, ManagedIdentity};
 use super::{cache, CrossTenantCredential, Inner};
 use crate::error::{Error, InvalidInput};
 use crate::http::HttpSettings;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 pub struct CrossTenantCredentialBuilder {
     tenant: Option<String>,
     client_id: Option<String>,
-    auth: Vec<ClientAuth>,
+    auth: Vec<Proof>,
     pending_error: Option<Error>,
     cloud: Option<Result<Cloud, Error>>,
     http: HttpSettings,
@@ -37,7 +38,7 @@ impl std::fmt::Debug for CrossTenantCredentialBuilder {
             .field("client_id", &self.client_id)
             .field(
                 "auth",
-                &self.auth.iter().map(ClientAuth::kind).collect::<Vec<_>>(),
+                &self.auth.iter().map(Proof::kind).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -68,7 +69,7 @@ impl CrossTenantCredentialBuilder {
     /// Authenticate with a client secret of the partner's app.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
         self.auth
-            .push(ClientAuth::Secret(Secret::new(secret.into())));
+            .push(Proof::Ready(ClientAuth::Secret(Secret::new(secret.into()))));
         self
     }
 
@@ -82,11 +83,11 @@ impl CrossTenantCredentialBuilder {
             Ok(c) => c,
             Err(e) => return self.certificate_result(Err(e)),
         };
-        self.auth.push(ClientAuth::Certificate {
+        self.auth.push(Proof::Ready(ClientAuth::Certificate {
             certificate: Arc::new(certificate),
             algorithm: AssertionAlgorithm::default(),
             send_chain: false,
-        });
+        }));
         self
     }
 
@@ -97,7 +98,7 @@ impl CrossTenantCredentialBuilder {
                 self.pending_error.get_or_insert(e.into());
                 // Count it as a chosen method so the "exactly one" check
                 // does not hide the real error.
-                self.auth.push(ClientAuth::AssertionFile(PathBuf::new()));
+                self.auth.push(Proof::Failed("certificate"));
                 self
             }
         }
@@ -132,7 +133,7 @@ impl CrossTenantCredentialBuilder {
     /// instead of RS256 with `x5t`.
     pub fn assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
         for a in &mut self.auth {
-            if let ClientAuth::Certificate { algorithm: alg, .. } = a {
+            if let Proof::Ready(ClientAuth::Certificate { algorithm: alg, .. }) = a {
                 *alg = algorithm;
             }
         }
@@ -143,23 +144,92 @@ impl CrossTenantCredentialBuilder {
     /// authentication).
     pub fn send_certificate_chain(mut self, send: bool) -> Self {
         for a in &mut self.auth {
-            if let ClientAuth::Certificate { send_chain, .. } = a {
+            if let Proof::Ready(ClientAuth::Certificate { send_chain, .. }) = a {
                 *send_chain = send;
             }
         }
         self
     }
 
-    /// Authenticate with a federated assertion read from `path` on every
-    /// token request (Kubernetes workload identity rotates the file), as
-    /// `AZURE_FEDERATED_TOKEN_FILE` works elsewhere.
+    /// Authenticate with a federated assertion read from `path`
+    /// (Kubernetes workload identity projects and rotates the file), as
+    /// `AZURE_FEDERATED_TOKEN_FILE` works elsewhere. The file is read for
+    /// every token request, so a rotation is picked up at once.
     pub fn federated_token_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.auth.push(ClientAuth::AssertionFile(path.into()));
+        self.auth
+            .push(Proof::External(ExternalSource::File(path.into())));
         self
     }
 
-    /// Authenticate with an assertion from a callback, called on every token
-    /// request.
+    /// Authenticate with the partner's **managed identity**: its token for
+    /// `api://AzureADTokenExchange` (`api://AzureADTokenExchangeUSGov`,
+    /// `api://AzureADTokenExchangeChina` with [`cloud`](Self::cloud)), from
+    /// azure_identity's `ManagedIdentityCredential` (App Service's
+    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`, or IMDS on a VM), is the
+    /// client assertion at the resource tenant. No secret anywhere.
+    ///
+    /// The partner's app needs a federated identity credential with issuer
+    /// `https://login.microsoftonline.com/{partner tenant}/v2.0`, subject
+    /// the identity's object (principal) id, audience
+    /// `api://AzureADTokenExchange` (Microsoft's "Configure an application
+    /// to trust a managed identity"). The token is cached until shortly
+    /// before it expires and shared by concurrent requests. `from_env`:
+    /// `CROSSTENANT_MANAGED_IDENTITY`.
+    pub fn managed_identity(mut self, identity: ManagedIdentity) -> Self {
+        if let Err(e) = identity.check() {
+            self.pending_error.get_or_insert(e);
+        }
+        self.auth
+            .push(Proof::External(ExternalSource::ManagedIdentity(identity)));
+        self
+    }
+
+    /// Authenticate with the GitHub Actions job's OIDC ID token (audience
+    /// `api://AzureADTokenExchange`), requested from
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` with `ACTIONS_ID_TOKEN_REQUEST_TOKEN`,
+    /// which GitHub sets for a job with `permissions: id-token: write`; both
+    /// are read now. The app needs a federated credential with issuer
+    /// `https://token.actions.githubusercontent.com` and the job's subject
+    /// (e.g. `repo:org/repo:ref:refs/heads/main`). `from_env`:
+    /// `CROSSTENANT_GITHUB_OIDC=1`.
+    pub fn github_actions_oidc(self) -> Self {
+        self.github_actions_oidc_from(|name| std::env::var(name).ok())
+    }
+
+    /// [`github_actions_oidc`](Self::github_actions_oidc) with the request
+    /// URL and bearer token given here instead of read from the
+    /// environment (another runner speaking GitHub's protocol).
+    pub fn github_actions_oidc_endpoint(
+        self,
+        request_url: &str,
+        request_token: impl Into<String>,
+    ) -> Self {
+        let (url, token) = (request_url.to_string(), request_token.into());
+        self.github_actions_oidc_from(move |name| match name {
+            federated::ENV_ACTIONS_URL => Some(url.clone()),
+            federated::ENV_ACTIONS_TOKEN => Some(token.clone()),
+            _ => None,
+        })
+    }
+
+    fn github_actions_oidc_from(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        match ExternalSource::github(
+            var(federated::ENV_ACTIONS_URL),
+            var(federated::ENV_ACTIONS_TOKEN),
+        ) {
+            Ok(source) => self.auth.push(Proof::External(source)),
+            Err(e) => {
+                self.pending_error.get_or_insert(e);
+                self.auth.push(Proof::Failed("GitHub Actions OIDC"));
+            }
+        }
+        self
+    }
+
+    /// Authenticate with an assertion from a callback. A JWT it returns is
+    /// used until shortly before its `exp` (one call serves concurrent
+    /// requests); one that is not a JWT with an `exp` is asked for on every
+    /// token request.
     pub fn client_assertion<F, Fut>(mut self, callback: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -168,9 +238,9 @@ impl CrossTenantCredentialBuilder {
             + 'static,
     {
         self.auth
-            .push(ClientAuth::AssertionCallback(Arc::new(move || {
-                Box::pin(callback())
-            })));
+            .push(Proof::External(ExternalSource::Callback(Arc::new(
+                move || Box::pin(callback()),
+            ))));
         self
     }
 
@@ -218,7 +288,12 @@ impl CrossTenantCredentialBuilder {
     /// [`certificate_pem_file`](Self::certificate_pem_file)),
     /// `AZURE_FEDERATED_TOKEN_FILE`; optionally `AZURE_AUTHORITY_HOST`, and
     /// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` (`true` or `1`: send the chain
-    /// in `x5c`, as azure-identity reads it).
+    /// in `x5c`, as azure-identity reads it). The secretless proofs:
+    /// `CROSSTENANT_MANAGED_IDENTITY` = `system` | `client_id=<guid>` |
+    /// `object_id=<guid>` | `resource_id=<ARM id>` (the partner's managed
+    /// identity), or `CROSSTENANT_GITHUB_OIDC=1` (the GitHub Actions job's
+    /// ID token, with `ACTIONS_ID_TOKEN_REQUEST_URL` /
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
     pub fn from_env(self) -> Self {
         self.with_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -263,6 +338,31 @@ impl CrossTenantCredentialBuilder {
         if let Some(f) = var("AZURE_FEDERATED_TOKEN_FILE") {
             self = self.federated_token_file(f);
         }
+        if let Some(mi) = var(federated::ENV_MANAGED_IDENTITY) {
+            match ManagedIdentity::parse(&mi) {
+                Ok(identity) => self = self.managed_identity(identity),
+                Err(e) => {
+                    self.pending_error.get_or_insert(e);
+                    self.auth.push(Proof::Failed("managed identity"));
+                }
+            }
+        }
+        if let Some(gh) = var(federated::ENV_GITHUB_OIDC) {
+            match gh.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => self = self.github_actions_oidc_from(&var),
+                "0" | "false" | "no" => {}
+                _ => {
+                    self.pending_error.get_or_insert(
+                        InvalidInput::new(
+                            federated::ENV_GITHUB_OIDC,
+                            &gh,
+                            "give 1 (use the GitHub Actions job's OIDC token) or 0",
+                        )
+                        .into(),
+                    );
+                }
+            }
+        }
         if let Some(h) = var("AZURE_AUTHORITY_HOST") {
             self = self.authority_host(&h);
         }
@@ -283,6 +383,17 @@ impl CrossTenantCredentialBuilder {
             return Err(e);
         }
         let tenant = ResourceTenant::parse(self.tenant.as_deref().unwrap_or(""))?;
+        self.into_app(false)?.credential(tenant)
+    }
+
+    /// Checks every value but the tenant: the partner app's part, which a
+    /// [`PartnerApp`](super::PartnerApp) shares between its resource
+    /// tenants. With `share_pool`, every client made from its HTTP settings
+    /// shares one connection pool.
+    pub(super) fn into_app(mut self, share_pool: bool) -> Result<AppConfig, Error> {
+        if let Some(e) = self.pending_error {
+            return Err(e);
+        }
         let client_id = self.client_id.as_deref().unwrap_or("").trim().to_string();
         if client_id.is_empty() {
             return Err(InvalidInput::new(
@@ -302,8 +413,8 @@ impl CrossTenantCredentialBuilder {
             )
             .into());
         }
-        let auth = match self.auth.len() {
-            1 => self.auth.into_iter().next().ok_or_else(|| {
+        let proof = match self.auth.len() {
+            1 => self.auth.pop().ok_or_else(|| {
                 Error::from(InvalidInput::new("credential", "", "internal: no method"))
             })?,
             0 => {
@@ -311,20 +422,60 @@ impl CrossTenantCredentialBuilder {
                     "credential",
                     "none",
                     "give exactly one of client_secret, certificate_pem/_pfx, \
-                     federated_token_file or client_assertion (AZURE_CLIENT_SECRET, \
-                     AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE)",
+                     federated_token_file, client_assertion, managed_identity or \
+                     github_actions_oidc (AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, \
+                     AZURE_FEDERATED_TOKEN_FILE, CROSSTENANT_MANAGED_IDENTITY or \
+                     CROSSTENANT_GITHUB_OIDC=1)",
                 )
                 .into())
             }
             _ => {
-                let kinds: Vec<&str> = self.auth.iter().map(ClientAuth::kind).collect();
+                let kinds: Vec<&str> = self.auth.iter().map(Proof::kind).collect();
                 return Err(InvalidInput::new(
                     "credential",
                     &kinds.join(" + "),
                     "give exactly one way to authenticate; remove the others (check for \
-                     several AZURE_CLIENT_* variables set at once)",
+                     several AZURE_CLIENT_* / CROSSTENANT_* variables set at once)",
                 )
                 .into());
+            }
+        };
+        let cloud = self.cloud.unwrap_or(Ok(Cloud::Public))?;
+        if share_pool {
+            self.http.share_pool()?;
+        }
+        // Fail now, not at the first request, if the HTTPS client cannot be built.
+        let options = self.http.client_options(None)?;
+        let client_id = client_id.to_ascii_lowercase();
+        let auth = match proof {
+            Proof::Ready(auth) => auth,
+            Proof::Failed(kind) => {
+                return Err(
+                    InvalidInput::new("credential", kind, "internal: a failed proof").into(),
+                )
+            }
+            Proof::External(source) => {
+                if let ExternalSource::File(p) = &source {
+                    if p.as_os_str().is_empty() {
+                        return Err(InvalidInput::new(
+                            "federated_token_file",
+                            "",
+                            "the path is empty; give the file the workload's token is projected to",
+                        )
+                        .into());
+                    }
+                }
+                let audience = match cloud {
+                    Cloud::UsGovernment => federated::TOKEN_EXCHANGE_AUDIENCE_US_GOV,
+                    Cloud::China => federated::TOKEN_EXCHANGE_AUDIENCE_CHINA,
+                    _ => federated::TOKEN_EXCHANGE_AUDIENCE,
+                };
+                ClientAuth::External(Arc::new(ExternalAssertion::new(
+                    source,
+                    audience.to_string(),
+                    client_id.clone(),
+                    options,
+                )))
             }
         };
         if let ClientAuth::Secret(s) = &auth {
@@ -337,32 +488,77 @@ impl CrossTenantCredentialBuilder {
                 .into());
             }
         }
-        if let ClientAuth::AssertionFile(p) = &auth {
-            if p.as_os_str().is_empty() {
-                return Err(InvalidInput::new(
-                    "federated_token_file",
-                    "",
-                    "the path is empty; give the file the workload's token is projected to",
-                )
-                .into());
-            }
+        Ok(AppConfig {
+            client_id,
+            auth,
+            authority: cloud.authority_host(),
+            http: self.http,
+            check_audience: self.check_audience,
+            #[cfg(feature = "redis")]
+            shared: self.shared,
+        })
+    }
+}
+
+/// A proof as given to the builder, before `build` checks it.
+enum Proof {
+    /// A secret or certificate, ready to use.
+    Ready(ClientAuth),
+    /// An external assertion source, made into a shared cache at `build`.
+    External(ExternalSource),
+    /// A proof whose value was refused (the error is pending): still
+    /// counted, so the "exactly one" check does not hide the real error.
+    Failed(&'static str),
+}
+
+impl Proof {
+    fn kind(&self) -> &'static str {
+        match self {
+            Proof::Ready(a) => a.kind(),
+            Proof::External(s) => s.kind(),
+            Proof::Failed(kind) => kind,
         }
-        let cloud = self.cloud.unwrap_or(Ok(Cloud::Public))?;
-        // Fail now, not at the first request, if the HTTPS client cannot be built.
-        self.http.client_options(None)?;
-        let client_id = client_id.to_ascii_lowercase();
+    }
+}
+
+/// Everything of a partner app but the resource tenant: what a
+/// [`PartnerApp`](super::PartnerApp) shares between the credentials it
+/// hands out (the proof with its certificate or cached assertion, the HTTP
+/// settings with their connection pool).
+#[derive(Clone)]
+pub(super) struct AppConfig {
+    pub(super) client_id: String,
+    pub(super) auth: ClientAuth,
+    pub(super) authority: url::Url,
+    pub(super) http: HttpSettings,
+    pub(super) check_audience: bool,
+    #[cfg(feature = "redis")]
+    pub(super) shared: Option<super::SharedTokenCache>,
+}
+
+impl AppConfig {
+    /// The credential of this app at one resource tenant, with its own
+    /// token cache.
+    pub(super) fn credential(
+        &self,
+        tenant: ResourceTenant,
+    ) -> Result<Arc<CrossTenantCredential>, Error> {
         #[cfg(feature = "redis")]
-        let (cache, shared) =
-            Self::open_shared(self.shared, &cloud.authority_host(), &tenant, &client_id)?;
+        let (cache, shared) = CrossTenantCredentialBuilder::open_shared(
+            self.shared.clone(),
+            &self.authority,
+            &tenant,
+            &self.client_id,
+        )?;
         #[cfg(not(feature = "redis"))]
         let cache = cache::TokenCache::default();
         Ok(Arc::new(CrossTenantCredential {
             inner: Arc::new(Inner {
                 tenant,
-                client_id,
-                auth,
-                authority: cloud.authority_host(),
-                http: self.http,
+                client_id: self.client_id.clone(),
+                auth: self.auth.clone(),
+                authority: self.authority.clone(),
+                http: self.http.clone(),
                 check_audience: self.check_audience,
                 resolved: tokio::sync::OnceCell::new(),
                 cache,

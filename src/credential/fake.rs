@@ -50,6 +50,8 @@ pub(crate) struct FakeTransport {
     answers: Mutex<VecDeque<Answer>>,
     last: Mutex<Option<Answer>>,
     pub(crate) requests: Mutex<Vec<String>>,
+    /// The `authorization` header of each request, if any.
+    pub(crate) authorizations: Mutex<Vec<Option<String>>>,
 }
 
 impl std::fmt::Debug for FakeTransport {
@@ -78,6 +80,12 @@ impl HttpClient for FakeTransport {
             .lock()
             .unwrap()
             .push(format!("{} {}", request.method(), request.url()));
+        self.authorizations.lock().unwrap().push(
+            request
+                .headers()
+                .get_optional_str(&HeaderName::from_static("authorization"))
+                .map(str::to_string),
+        );
         let next = self.answers.lock().unwrap().pop_front();
         let answer = match next {
             Some(a) => {

@@ -32,8 +32,10 @@
 //! `builder` (the settings and their checks), `discovery` (a domain to its
 //! tenant id), `request` (one token request through azure_identity),
 //! `answer` (reading Entra's answer: the token's checks, the errors),
-//! `assertion` (certificates, token files and callbacks as client
-//! assertions), `cache` (tokens per scope, refresh ahead of expiry),
+//! `assertion` (certificates and external assertions as client
+//! assertions), `federated` (secretless proofs: managed identity, GitHub
+//! Actions OIDC, token files and callbacks, with their shared cache),
+//! `partner` (one partner app, a credential per resource tenant), `cache` (tokens per scope, refresh ahead of expiry),
 //! `source` (the seam every client gets tokens through), `shared` (the
 //! fleet's second-level cache on Redis, feature `redis`).
 
@@ -46,6 +48,10 @@ mod discovery;
 pub mod entra;
 #[cfg(test)]
 mod fake;
+mod federated;
+#[cfg(test)]
+mod federated_tests;
+mod partner;
 mod request;
 #[cfg(feature = "redis")]
 mod shared;
@@ -53,6 +59,7 @@ mod source;
 #[cfg(feature = "redis")]
 pub use shared::{SharedCacheStats, SharedTokenCache};
 
+pub use crate::error::AssertionInfo;
 use crate::error::{Error, InvalidInput};
 use crate::http::HttpSettings;
 use crate::tenant::ResourceTenant;
@@ -63,6 +70,11 @@ pub use builder::CrossTenantCredentialBuilder;
 pub use certificate::{
     AssertionAlgorithm, CertificateError, ClientCertificate, RELOAD_CHECK_EVERY,
 };
+pub use federated::{
+    ManagedIdentity, ENV_ACTIONS_TOKEN, ENV_ACTIONS_URL, ENV_GITHUB_OIDC, ENV_MANAGED_IDENTITY,
+    TOKEN_EXCHANGE_AUDIENCE, TOKEN_EXCHANGE_AUDIENCE_CHINA, TOKEN_EXCHANGE_AUDIENCE_US_GOV,
+};
+pub use partner::{PartnerApp, PartnerAppBuilder};
 pub use source::TokenSource;
 use std::sync::Arc;
 use url::Url;
@@ -86,6 +98,32 @@ struct Inner {
     cache: cache::TokenCache,
     #[cfg(feature = "redis")]
     shared: Option<Arc<shared::RedisLevel>>,
+}
+
+/// How the partner's app proves itself at the resource tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProofKind {
+    /// A client secret.
+    ClientSecret,
+    /// A certificate (a signed client assertion).
+    Certificate,
+    /// A federated token file (Kubernetes workload identity).
+    FederatedTokenFile,
+    /// An assertion from a callback.
+    AssertionCallback,
+    /// The partner's managed identity (secretless).
+    ManagedIdentity,
+    /// The GitHub Actions job's OIDC token (secretless).
+    GitHubActionsOidc,
+}
+
+impl ProofKind {
+    /// Whether the proof is an external (federated) assertion: no secret or
+    /// key of the app anywhere.
+    pub fn is_federated(self) -> bool {
+        !matches!(self, ProofKind::ClientSecret | ProofKind::Certificate)
+    }
 }
 
 /// Tokens from the resource owner's tenant for the partner's multi-tenant
@@ -137,6 +175,19 @@ impl CrossTenantCredential {
     /// other clients that talk to the same world.
     pub fn http_settings(&self) -> &HttpSettings {
         &self.inner.http
+    }
+
+    /// How the partner's app proves itself.
+    pub fn proof(&self) -> ProofKind {
+        self.inner.auth.proof_kind()
+    }
+
+    /// The claims of the external assertion this credential presents (from
+    /// the shared cache, fetched if needed): its iss, sub, aud and exp,
+    /// never the assertion. `None` for a secret or certificate. What a
+    /// federated identity credential on the app must match.
+    pub async fn federated_assertion(&self) -> Result<Option<AssertionInfo>, Error> {
+        self.inner.auth.assertion_info().await
     }
 
     /// The resource tenant's directory id, resolving a domain through its

@@ -5,6 +5,7 @@ use super::answer::{CaptureEntraAnswer, CapturedAnswer};
 use super::assertion::{AssertionSource, ClientAuth};
 use super::Inner;
 use crate::error::Error;
+use crate::error::{AssertionInfo, FederationError, Mismatch};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::ClientMethodOptions;
 use azure_identity::{
@@ -41,6 +42,7 @@ impl Inner {
         &self,
         tenant_id: &str,
         client_options: azure_core::http::ClientOptions,
+        presented: &Arc<std::sync::Mutex<Option<AssertionInfo>>>,
     ) -> Result<Arc<dyn TokenCredential>, Error> {
         let az = |e: azure_core::Error| Error::transport("configuring the credential", e, false);
         let client_id = self.client_id.clone();
@@ -57,6 +59,7 @@ impl Inner {
                     auth: other.clone(),
                     client_id: self.client_id.clone(),
                     token_endpoint: self.token_endpoint(tenant_id),
+                    presented: presented.clone(),
                 };
                 ClientAssertionCredential::new(
                     tenant_id.to_string(),
@@ -75,7 +78,8 @@ impl Inner {
         let method_options = ClientMethodOptions {
             context: azure_core::http::Context::new().with_value(answer.clone()),
         };
-        let source = self.source(&resolved.tenant_id, resolved.options.clone())?;
+        let presented = Arc::new(std::sync::Mutex::new(None));
+        let source = self.source(&resolved.tenant_id, resolved.options.clone(), &presented)?;
         let token = source
             .get_token(&[scope], Some(TokenRequestOptions { method_options }))
             .await
@@ -97,6 +101,10 @@ impl Inner {
                     ),
                     None => self.explain(&resolved.tenant_id, scope, e),
                 }
+            })
+            .map_err(|e| {
+                let presented = presented.lock().unwrap_or_else(|p| p.into_inner()).take();
+                self.federation_error(e, presented)
             })?;
         self.check(&resolved.tenant_id, scope, &token)?;
         tracing::debug!(
@@ -107,5 +115,51 @@ impl Inner {
             "token issued by the resource tenant"
         );
         Ok(token)
+    }
+}
+
+impl Inner {
+    /// Entra's refusal of an external assertion as a [`FederationError`]
+    /// naming what was presented (its iss, sub and aud, never the
+    /// assertion). An expired one is also dropped from the shared cache, so
+    /// the next request fetches a new one.
+    fn federation_error(&self, err: Error, presented: Option<AssertionInfo>) -> Error {
+        let ClientAuth::External(external) = &self.auth else {
+            return err;
+        };
+        let Error::Entra(entra) = err else {
+            return err;
+        };
+        let Some(code) = entra.code() else {
+            return Error::Entra(entra);
+        };
+        if code == 700024 {
+            external.invalidate();
+            return FederationError::AssertionExpired {
+                client_id: self.client_id.clone(),
+                presented,
+                entra: Some(entra),
+            }
+            .into();
+        }
+        if code == 50166 {
+            return FederationError::IssuerUnreachable {
+                client_id: self.client_id.clone(),
+                presented,
+                entra,
+            }
+            .into();
+        }
+        match Mismatch::from_code(code) {
+            Some(mismatch) => FederationError::NoMatchingCredential {
+                mismatch,
+                client_id: self.client_id.clone(),
+                presented,
+                expected_audience: external.audience.clone(),
+                entra,
+            }
+            .into(),
+            None => Error::Entra(entra),
+        }
     }
 }

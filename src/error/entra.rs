@@ -183,10 +183,15 @@ impl EntraError {
                 "the client assertion is malformed or addressed wrongly".into(),
                 format!("iss and sub must be the client id {client}, aud the resource tenant's token endpoint, jti unique per request"),
             ),
-            700211 | 700212 | 700213 | 70021 => h(
+            50166 => h(
+                Party::Partner,
+                "Entra could not read the OpenID configuration or keys of the federated assertion's issuer".into(),
+                "make the issuer serve `/.well-known/openid-configuration` and its JWKS over public HTTPS, and the federated credential's issuer exactly that URL; the resource owner has nothing to do".into(),
+            ),
+            700211 | 700212 | 700213 | 70021 | 70025 => h(
                 Party::Partner,
                 format!("no federated identity credential on app {client} matches the presented assertion"),
-                format!("add a federated credential to app {client} whose issuer, subject and audience (api://AzureADTokenExchange) match the workload's token"),
+                format!("add a federated credential to app {client} whose issuer, subject and audience (api://AzureADTokenExchange) match the workload's token (`az ad app federated-credential create --id {client} --parameters @credential.json`); the resource owner has nothing to do"),
             ),
             500011 => h(
                 Party::Either,

@@ -23,6 +23,7 @@ pub mod credential;
 pub mod entra;
 #[cfg(any(feature = "amqp", feature = "https"))]
 pub mod eventhubs;
+pub mod federation;
 mod input;
 
 pub use aggregator::{AggregatorError, TokenPurpose};
@@ -30,6 +31,7 @@ pub use credential::{CertificateError, ClaimsError};
 pub use entra::{EntraError, UnexpectedAnswer};
 #[cfg(any(feature = "amqp", feature = "https"))]
 pub use eventhubs::EventHubsError;
+pub use federation::{AssertionInfo, FederationError, Mismatch};
 pub use input::InvalidInput;
 
 use std::fmt;
@@ -103,6 +105,12 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+
+    /// A secretless proof failed: the managed identity or GitHub Actions
+    /// could not give an assertion, or Entra refused the one presented (no
+    /// matching federated credential, expired). Always the partner's to fix.
+    #[error(transparent)]
+    Federation(Box<FederationError>),
 
     /// A request could not be completed: connection refused, TLS failure,
     /// timeout, or a reply that could not be read.
@@ -248,6 +256,12 @@ impl From<EntraError> for Error {
     }
 }
 
+impl From<FederationError> for Error {
+    fn from(e: FederationError) -> Self {
+        Error::Federation(Box::new(e))
+    }
+}
+
 impl From<UnexpectedAnswer> for Error {
     fn from(e: UnexpectedAnswer) -> Self {
         Error::UnexpectedAnswer(Box::new(e))
@@ -262,6 +276,7 @@ impl Error {
         match self {
             Error::Transport { transient, .. } => *transient,
             Error::Entra(e) => e.is_transient(),
+            Error::Federation(e) => e.is_transient(),
             Error::UnexpectedAnswer(e) => e.is_transient(),
             #[cfg(any(feature = "amqp", feature = "https"))]
             Error::EventHubs(e) => e.is_transient(),
@@ -303,6 +318,7 @@ impl Error {
         match self {
             Error::InvalidInput(e) => Some(e.remedy()),
             Error::Entra(e) => Some(e.remedy()),
+            Error::Federation(e) => Some(e.remedy()),
             Error::UnexpectedAnswer(e) => Some(e.remedy()),
             Error::WrongTenant { expected, .. } => Some(Remedy::new(
                 Party::Partner,
@@ -351,12 +367,27 @@ impl Error {
     }
 
     /// Entra's refusal of a token request, if this is one. Also found
-    /// inside an aggregator call that could not get its token.
+    /// inside an aggregator call that could not get its token, and inside a
+    /// refused federated assertion ([`Error::Federation`]).
     pub fn as_entra(&self) -> Option<&EntraError> {
         match self {
             Error::Entra(e) => Some(e),
+            Error::Federation(e) => e.entra(),
             Error::Aggregator(e) => match &**e {
                 AggregatorError::Token { source, .. } => source.as_entra(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Why a secretless proof failed, if this is such an error (also inside
+    /// an aggregator call that could not get its token).
+    pub fn as_federation(&self) -> Option<&FederationError> {
+        match self {
+            Error::Federation(e) => Some(e),
+            Error::Aggregator(e) => match &**e {
+                AggregatorError::Token { source, .. } => source.as_federation(),
                 _ => None,
             },
             _ => None,

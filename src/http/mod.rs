@@ -38,6 +38,10 @@ pub struct HttpSettings {
     retry: ExponentialRetryOptions,
     resolve: Vec<(String, std::net::SocketAddr)>,
     transport: Option<Arc<dyn HttpClient>>,
+    /// One reqwest client (one connection pool) shared by every clone of
+    /// these settings, once [`share_pool`](Self::share_pool) made it; any
+    /// change to the settings drops it.
+    pool: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -49,6 +53,7 @@ impl std::fmt::Debug for HttpSettings {
             .field("retry", &self.retry)
             .field("resolve", &self.resolve)
             .field("custom_transport", &self.transport.is_some())
+            .field("shared_pool", &self.pool.is_some())
             .finish()
     }
 }
@@ -69,6 +74,7 @@ impl Default for HttpSettings {
             },
             resolve: Vec::new(),
             transport: None,
+            pool: None,
         }
     }
 }
@@ -93,6 +99,7 @@ impl HttpSettings {
             .into());
         }
         self.extra_roots.extend(certs);
+        self.pool = None;
         Ok(())
     }
 
@@ -110,12 +117,14 @@ impl HttpSettings {
 
     /// Sets the TCP+TLS connect timeout (default 10 s).
     pub fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.pool = None;
         self.connect_timeout = timeout;
     }
 
     /// Sets the timeout of one HTTP attempt (default 30 s). A slow answer
     /// past it counts as a transient failure and is retried.
     pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.pool = None;
         self.request_timeout = timeout;
     }
 
@@ -133,6 +142,7 @@ impl HttpSettings {
     /// TLS verification and the `Host` header: how a client reaches a proxy
     /// or the sandbox while requests still name the real service.
     pub fn resolve(&mut self, host: &str, addr: std::net::SocketAddr) {
+        self.pool = None;
         self.resolve.push((host.to_ascii_lowercase(), addr));
     }
 
@@ -145,9 +155,23 @@ impl HttpSettings {
         self.transport = Some(client);
     }
 
+    /// Builds the HTTPS client now and makes every clone of these settings
+    /// (and every client made from them) share it: one connection pool, so
+    /// one TLS connection to a host serves them all. A later change to the
+    /// settings (roots, timeouts, resolve) goes back to a client per use.
+    pub fn share_pool(&mut self) -> Result<(), Error> {
+        self.pool = None;
+        self.pool = Some(self.reqwest_client()?);
+        Ok(())
+    }
+
     /// A `reqwest` client: rustls with the platform verifier plus the extra
-    /// roots, HTTP keep-alive, the timeouts above.
+    /// roots, HTTP keep-alive, the timeouts above. The shared one, if
+    /// [`share_pool`](Self::share_pool) made one.
     pub(crate) fn reqwest_client(&self) -> Result<reqwest::Client, Error> {
+        if let Some(pool) = &self.pool {
+            return Ok(pool.clone());
+        }
         let mut builder = reqwest::Client::builder();
         for (host, addr) in &self.resolve {
             builder = builder.resolve(host, *addr);

@@ -8,6 +8,7 @@
 
 use crate::error::CliError;
 use clap::Args;
+use crosstenant::credential::ManagedIdentity;
 use crosstenant::CrossTenantCredential;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,13 @@ Environment (the names every Azure SDK reads):
   AZURE_CLIENT_ID                    the partner app's client id
   AZURE_CLIENT_SECRET                its client secret, or
   AZURE_CLIENT_CERTIFICATE_PATH      a PEM or PFX certificate (+ AZURE_CLIENT_CERTIFICATE_PASSWORD), or
-  AZURE_FEDERATED_TOKEN_FILE         a federated assertion file (workload identity)
+  AZURE_FEDERATED_TOKEN_FILE         a federated assertion file (workload identity), or
+  CROSSTENANT_MANAGED_IDENTITY       secretless: the partner's managed identity as the proof,
+                                     `system` | `client_id=<guid>` | `object_id=<guid>` |
+                                     `resource_id=<ARM id>` (reads IDENTITY_ENDPOINT/IDENTITY_HEADER
+                                     on App Service, else IMDS), or
+  CROSSTENANT_GITHUB_OIDC=1          secretless: the GitHub Actions job's OIDC token (reads
+                                     ACTIONS_ID_TOKEN_REQUEST_URL/ACTIONS_ID_TOKEN_REQUEST_TOKEN)
   AZURE_AUTHORITY_HOST               the authority (default https://login.microsoftonline.com/)
   SSL_CERT_FILE                      extra trusted roots (PEM), e.g. the sandbox CA
 Secrets are read from the environment only: on a command line they would show in `ps` and
@@ -43,6 +50,19 @@ pub(crate) struct CredentialArgs {
     /// A file holding a federated assertion, re-read for every token.
     #[arg(long, global = true, env = "AZURE_FEDERATED_TOKEN_FILE")]
     federated_token_file: Option<PathBuf>,
+    /// Secretless: the partner's managed identity as the proof: `system`,
+    /// `client_id=<guid>`, `object_id=<guid>` or `resource_id=<ARM id>`.
+    #[arg(long, global = true, env = "CROSSTENANT_MANAGED_IDENTITY")]
+    managed_identity: Option<String>,
+    /// Secretless: the GitHub Actions job's OIDC token as the proof.
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSTENANT_GITHUB_OIDC",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    github_oidc: bool,
     /// The authority host, e.g. https://login.microsoftonline.us/.
     #[arg(long, global = true, env = "AZURE_AUTHORITY_HOST")]
     authority_host: Option<String>,
@@ -88,6 +108,10 @@ pub(crate) fn auth_method(config: &CredentialArgs) -> &'static str {
         "a certificate"
     } else if config.federated_token_file.is_some() {
         "a federated token file"
+    } else if given(&config.managed_identity).is_some() {
+        "a managed identity (secretless)"
+    } else if config.github_oidc {
+        "GitHub Actions OIDC (secretless)"
     } else {
         "nothing yet"
     }
@@ -119,6 +143,12 @@ pub(crate) fn build_credential(
     }
     if let Some(path) = &config.federated_token_file {
         builder = builder.federated_token_file(path);
+    }
+    if let Some(identity) = given(&config.managed_identity) {
+        builder = builder.managed_identity(ManagedIdentity::parse(identity)?);
+    }
+    if config.github_oidc {
+        builder = builder.github_actions_oidc();
     }
     if let Some(host) = given(&config.authority_host) {
         builder = builder.authority_host(host);

@@ -2,16 +2,23 @@
 //! tenant, token, claims, clock, Event Hubs, aggregator API) and prints
 //! PASS/FAIL/SKIP per check, with, for a failure, who must act and what to do.
 //!
+//! With a secretless proof (a managed identity or GitHub Actions OIDC) the
+//! token link is three: the assertion's endpoint is reachable, an assertion
+//! comes back (its iss, sub and aud are shown, never the token: they are
+//! what the app's federated credential must match), and the resource tenant
+//! exchanges it for a token.
+//!
 //! It checks what this machine can see; what an error means and who fixes it
 //! is the library's answer (`Error::remedy`).
 
-use crate::config::{auth_method, build_credential, CredentialArgs};
+use crate::config::{auth_method, build_credential, env_var, CredentialArgs};
 use crate::error::{CliError, Outcome};
 use crate::output::{now_secs, relative, summary, timestamp, transport_name};
 use crate::targets::{ApiArgs, EventHubArgs, EventHubTarget};
 use clap::Args;
 use crosstenant::aggregator::{AggregatorClient, NamedClient};
 use crosstenant::credential::entra::Party;
+use crosstenant::credential::ProofKind;
 use crosstenant::eventhubs::EVENTHUBS_SCOPE;
 use crosstenant::{CrossTenantCredential, Error, Remedy, TokenClaims};
 use serde_json::{json, Value};
@@ -111,11 +118,17 @@ pub(crate) async fn run_checks(
                 Party::Partner,
                 "set AZURE_TENANT_ID to the resource owner's tenant, AZURE_CLIENT_ID to your \
                  app's client id, and exactly one of AZURE_CLIENT_SECRET, \
-                 AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE",
+                 AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, \
+                 CROSSTENANT_MANAGED_IDENTITY or CROSSTENANT_GITHUB_OIDC=1",
             );
             return Ok(());
         }
     };
+
+    // 1b. Secretless: the assertion's source, then the assertion.
+    if credential.proof().is_federated() && !check_assertion_source(checks, &credential).await {
+        return Ok(());
+    }
 
     // 2. Tenant resolution: a domain becomes a directory id.
     let tenant_id = match credential.resolved_tenant_id().await {
@@ -138,16 +151,21 @@ pub(crate) async fn run_checks(
     };
 
     // 3. The token, and what it says.
+    let token_check = if credential.proof().is_federated() {
+        "token exchange at the resource tenant"
+    } else {
+        "token"
+    };
     let token = match credential.token(&args.scope).await {
         Ok(t) => {
             checks.pass(
-                "token",
+                token_check,
                 format!("issued for {} by tenant {tenant_id}", args.scope),
             );
             t
         }
         Err(e) => {
-            checks.fail_with("token", &e);
+            checks.fail_with(token_check, &e);
             checks.skip("claims", "no token to read");
             return Ok(());
         }
@@ -188,6 +206,88 @@ pub(crate) async fn run_checks(
         ),
     }
     Ok(())
+}
+
+/// The secretless links before the exchange: the endpoint the assertion
+/// comes from accepts connections, and it hands out an assertion (whose
+/// iss, sub and aud are shown; never the assertion). `false` when a link
+/// is broken (the rest is skipped).
+async fn check_assertion_source(checks: &mut Checks, credential: &CrossTenantCredential) -> bool {
+    let (name, endpoint) =
+        match credential.proof() {
+            ProofKind::ManagedIdentity => (
+                "managed identity endpoint",
+                Some(env_var("IDENTITY_ENDPOINT").unwrap_or_else(|| {
+                    "http://169.254.169.254/metadata/identity/oauth2/token".into()
+                })),
+            ),
+            ProofKind::GitHubActionsOidc => (
+                "GitHub Actions token service",
+                env_var(crosstenant::credential::ENV_ACTIONS_URL),
+            ),
+            _ => ("assertion source", None),
+        };
+    if let Some(endpoint) = endpoint {
+        match reachable(&endpoint).await {
+            Ok(shown) => checks.pass(name, format!("{shown} accepts connections")),
+            Err((shown, why)) => {
+                let fix = if name.starts_with("managed") {
+                    "run on an Azure host with a managed identity enabled (App Service /                      Functions: `az webapp identity assign`, which sets IDENTITY_ENDPOINT and                      IDENTITY_HEADER; a VM: `az vm identity assign`); the resource owner has                      nothing to do"
+                } else {
+                    "run in a GitHub Actions job with `permissions: id-token: write`; the                      resource owner has nothing to do"
+                };
+                checks.fail(name, format!("{shown}: {why}"), Party::Partner, fix);
+                checks.skip("assertion", "the endpoint above is needed first");
+                return false;
+            }
+        }
+    }
+    match credential.federated_assertion().await {
+        Ok(Some(info)) => {
+            let expiry = info
+                .expires_at
+                .map(|exp| format!(", expires {}", relative(exp - now_secs())))
+                .unwrap_or_default();
+            checks.pass(
+                "assertion",
+                format!(
+                    "from the {}: {info}{expiry} (the app's federated credential must match                      these)",
+                    info.source
+                ),
+            );
+            true
+        }
+        Ok(None) => {
+            checks.pass(
+                "assertion",
+                "obtained (not a JWT: its claims cannot be shown)",
+            );
+            true
+        }
+        Err(e) => {
+            checks.fail_with("assertion", &e);
+            false
+        }
+    }
+}
+
+/// Whether `url`'s host and port accept a TCP connection within 5 s. The
+/// URL is shown without its query.
+async fn reachable(url: &str) -> Result<String, (String, String)> {
+    let parsed = url::Url::parse(url).map_err(|e| (url.to_string(), e.to_string()))?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let shown = format!("{}://{host}:{port}{}", parsed.scheme(), parsed.path());
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(shown),
+        Ok(Err(e)) => Err((shown, format!("cannot connect: {e}"))),
+        Err(_) => Err((shown, "no answer within 5 s".into())),
+    }
 }
 
 pub(crate) fn check_claims(
