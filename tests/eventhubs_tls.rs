@@ -76,6 +76,24 @@ fn amqp_over_tls_is_refused_until_the_sandbox_ca_is_trusted_then_delivers() {
         let events = world.sandbox.eventhubs().events(&world.namespace, HUB);
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].partition_key.as_deref(), Some("tls"));
+
+        // azure_messaging_eventhubs' own ProducerClient over the same
+        // TLS endpoint closes: the sandbox answers its detach, end and
+        // close handshake as a namespace does.
+        let producer = azure_messaging_eventhubs::ProducerClient::builder()
+            .with_transport(azure_core_amqp::AmqpTransport::Tcp)
+            .with_custom_endpoint(endpoint.as_str().trim_end_matches('/').to_string())
+            .open(&world.namespace, HUB, world.credential().unwrap())
+            .await
+            .expect("producer opens");
+        producer
+            .get_eventhub_properties()
+            .await
+            .expect("properties");
+        tokio::time::timeout(std::time::Duration::from_secs(30), producer.close())
+            .await
+            .expect("close within 30 s")
+            .expect("close");
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -71,6 +71,24 @@ fn amqp_over_websockets_is_refused_until_the_sandbox_ca_is_trusted_then_delivers
             .iter()
             .all(|e| e.partition_key.as_deref() == Some("wss") && e.protocol == Protocol::Amqp));
         assert_eq!(events[0].body_text(), Some(r#"{"over":"websockets"}"#));
+
+        // azure_messaging_eventhubs' own ProducerClient over the same
+        // WebSocket endpoint closes: the sandbox answers its detach, end and
+        // close handshake as a namespace does.
+        let producer = azure_messaging_eventhubs::ProducerClient::builder()
+            .with_transport(azure_core_amqp::AmqpTransport::WebSocket)
+            .with_custom_endpoint(endpoint.as_str().trim_end_matches('/').to_string())
+            .open(&world.namespace, HUB, world.credential().unwrap())
+            .await
+            .expect("producer opens");
+        producer
+            .get_eventhub_properties()
+            .await
+            .expect("properties");
+        tokio::time::timeout(std::time::Duration::from_secs(30), producer.close())
+            .await
+            .expect("close within 30 s")
+            .expect("close");
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

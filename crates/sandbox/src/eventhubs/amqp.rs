@@ -330,7 +330,7 @@ async fn serve_session(
                     }
                 }
             }
-            LinkEndpoint::Sender(mut sender) => {
+            LinkEndpoint::Sender(sender) => {
                 // The client's receiver for replies: its target is the
                 // client node address that requests name in `reply-to`, its
                 // source the node it reads from.
@@ -344,7 +344,7 @@ async fn serve_session(
                     .as_ref()
                     .and_then(|s| s.address.clone())
                     .unwrap_or_default();
-                let (tx, mut rx) = mpsc::channel::<Reply>(64);
+                let (tx, rx) = mpsc::channel::<Reply>(64);
                 conn.node_replies
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -353,26 +353,59 @@ async fn serve_session(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(reply_to, tx);
-                tokio::spawn(async move {
-                    while let Some(reply) = rx.recv().await {
-                        // Sent pre-settled, as the service does: the sandbox
-                        // needs no outcome for a reply, and waiting for one
-                        // would expose it to fe2o3 0.16's settle race (see
-                        // `EventHubsSandbox::set_settle_delay`).
-                        let sendable = fe2o3_amqp::Sendable::builder()
-                            .message(reply)
-                            .settled(true)
-                            .build();
-                        if sender.send(sendable).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = sender.close().await;
-                });
+                tokio::spawn(serve_reply_link(sender, rx));
             }
         }
     }
     let _ = session.end().await;
+}
+
+/// Sends the replies for one of the client's reply links (`$cbs`,
+/// `$management`) until the client detaches it or the connection ends.
+///
+/// fe2o3's sender link reads the peer's `detach` only while it is polled, so
+/// a task that only waited for the next reply would leave the client's
+/// detach unanswered, and the client's close (its links detach, its sessions
+/// end, its connection closes) would wait forever. AMQP 1.0 part 2.6.6
+/// "Detaching and Resuming a Link" and part 2.7.9 "detach": the partner
+/// answers a detach with its own, of the same kind (`closed` as the peer's,
+/// 2.6.6: answering a non-closing detach with a closing one would oblige the
+/// peer to reattach and close). The live service answers both.
+async fn serve_reply_link(mut sender: fe2o3_amqp::Sender, mut rx: mpsc::Receiver<Reply>) {
+    use fe2o3_amqp::link::DetachError;
+    loop {
+        let reply = tokio::select! {
+            r = rx.recv() => r,
+            e = sender.on_detach() => {
+                tracing::debug!(reason = %e, "sandbox AMQP: reply link detached by the client");
+                let answered = match e {
+                    // A non-closing detach is answered with a non-closing one.
+                    DetachError::DetachedByRemote | DetachError::RemoteDetachedWithError(_) => {
+                        sender.detach().await.map(|_| ()).map_err(|(_, e)| e)
+                    }
+                    // A closing detach (or one fe2o3 found out of order) is
+                    // answered with a closing one.
+                    _ => sender.close().await,
+                };
+                if let Err(e) = answered {
+                    tracing::debug!(error = %e, "sandbox AMQP: answering the reply link's detach failed");
+                }
+                return;
+            }
+        };
+        let Some(reply) = reply else { break };
+        // Sent pre-settled, as the service does: the sandbox needs no outcome
+        // for a reply, and waiting for one would expose it to fe2o3 0.16's
+        // settle race (see `EventHubsSandbox::set_settle_delay`).
+        let sendable = fe2o3_amqp::Sendable::builder()
+            .message(reply)
+            .settled(true)
+            .build();
+        if sender.send(sendable).await.is_err() {
+            break;
+        }
+    }
+    let _ = sender.close().await;
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1008,5 +1041,60 @@ mod tests {
         assert!(found.same_channel(&addressed_tx));
         assert!(conn.reply_link("$management", None).is_none());
         assert!(conn.reply_link("$cbs", Some("unknown")).is_none());
+    }
+
+    /// A client's reply link to `$cbs` is detached, then another closed,
+    /// then the session ends and the connection closes; the sandbox answers
+    /// each within a bound (AMQP 1.0 parts 2.6.6, 2.7.9, 2.5.5/2.7.8 end,
+    /// 2.4.3/2.7.9 close). The non-closing detach must be answered with a
+    /// non-closing one: a closing answer would make fe2o3's `detach` report
+    /// the link closed by the remote.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reply_link_detach_end_and_close_are_answered() {
+        use fe2o3_amqp::{Connection, Receiver, Session};
+        let within = Duration::from_secs(10);
+        let sandbox = crate::Sandbox::start().await.expect("sandbox starts");
+        let url = sandbox.eventhubs().amqp_endpoint();
+        let mut connection = Connection::builder()
+            .container_id("reply-link-close-test")
+            .sasl_profile(fe2o3_amqp::sasl_profile::SaslProfile::Anonymous)
+            .open(url.as_str())
+            .await
+            .expect("connection opens");
+        let mut session = Session::begin(&mut connection)
+            .await
+            .expect("session begins");
+        let detached = Receiver::builder()
+            .name("cbs-reply-detach")
+            .source("$cbs")
+            .target("cbs-reply-detach")
+            .attach(&mut session)
+            .await
+            .expect("reply link attaches");
+        tokio::time::timeout(within, detached.detach())
+            .await
+            .expect("the non-closing detach is answered in time")
+            .map(|_| ())
+            .map_err(|(_, e)| e)
+            .expect("answered with a non-closing detach");
+        let closed = Receiver::builder()
+            .name("cbs-reply-close")
+            .source("$cbs")
+            .target("cbs-reply-close")
+            .attach(&mut session)
+            .await
+            .expect("reply link attaches");
+        tokio::time::timeout(within, closed.close())
+            .await
+            .expect("the closing detach is answered in time")
+            .expect("answered with a closing detach");
+        tokio::time::timeout(within, session.end())
+            .await
+            .expect("end is answered in time")
+            .expect("session ends");
+        tokio::time::timeout(within, connection.close())
+            .await
+            .expect("close is answered in time")
+            .expect("connection closes");
     }
 }
