@@ -363,7 +363,9 @@ async fn the_federated_token_file_is_read_again_on_every_request() {
     // Entra lets a federated assertion be presented again within its
     // lifetime; this test needs a second use refused, so that success after
     // the file rotates proves the file was read again.
-    w.sandbox.identity().set_federated_assertions_single_use(true);
+    w.sandbox
+        .identity()
+        .set_federated_assertions_single_use(true);
     let issuer = w.sandbox.identity().federated_issuer("aks-westeurope");
     w.sandbox
         .directory()

@@ -660,3 +660,31 @@ async fn a_token_signed_with_a_retired_key_gets_one_fresh_token_over_https() {
     assert_eq!(w.sandbox.identity().stats().tokens_issued(), issued + 1);
     assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_an_amqp_sender_closes_its_connection_and_its_clones_stop_sending() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<Reading>(&w, &ns, w.credential(), Transport::Amqp)
+        .await
+        .unwrap();
+    let clone = s.clone();
+    s.send(&reading(1)).await.expect("sent while open");
+    // The close handshake runs to the end (the namespace answers detach,
+    // end and close), within the operation timeout.
+    tokio::time::timeout(std::time::Duration::from_secs(30), s.close())
+        .await
+        .expect("close completes")
+        .expect("close succeeds");
+    let err = clone.send(&reading(2)).await.unwrap_err();
+    assert!(
+        matches!(
+            err.as_eventhubs(),
+            Some(EventHubsError::NotSent { reason, .. }) if reason.contains("closed")
+        ),
+        "a closed sender's clone must not send: {err}"
+    );
+    assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 1);
+    // A second close is a no-op.
+    s.close().await.expect("closing twice is fine");
+}

@@ -24,7 +24,8 @@ pub(crate) struct AmqpBackend {
     /// [`DEFAULT_OPERATION_TIMEOUT`](super::DEFAULT_OPERATION_TIMEOUT)
     /// unless the builder set another.
     operation_timeout: std::time::Duration,
-    producer: tokio::sync::RwLock<Arc<ProducerClient>>,
+    /// `None` once [`close`](Self::close) took it.
+    producer: tokio::sync::RwLock<Option<Arc<ProducerClient>>>,
 }
 
 /// What an AMQP failure means for the caller.
@@ -57,20 +58,36 @@ impl AmqpBackend {
             endpoint,
             websockets,
             operation_timeout,
-            producer: tokio::sync::RwLock::new(Arc::new(producer)),
+            producer: tokio::sync::RwLock::new(Some(Arc::new(producer))),
         })
     }
 
     pub(crate) async fn close(&self) -> Result<(), Error> {
-        let producer = self.producer.read().await.clone();
+        // Taken out under the write lock, so this handle is the last one
+        // unless a send is in flight on another clone of the sender.
+        let Some(producer) = self.producer.write().await.take() else {
+            return Ok(());
+        };
         match Arc::try_unwrap(producer) {
             Ok(p) => p
                 .close()
                 .await
                 .map_err(|e| self.wrap(self.target.error(None, e.to_string(), false))),
-            // Another task is sending with it; dropping our handle is all we can do.
+            // A send in flight holds the last handle; the connection closes
+            // when it drops it.
             Err(_) => Ok(()),
         }
+    }
+
+    /// The producer, or `NotSent` once the sender was closed.
+    async fn current(&self) -> Result<Arc<ProducerClient>, Error> {
+        self.producer.read().await.clone().ok_or_else(|| {
+            self.wrap(EventHubsError::NotSent {
+                namespace: self.target.namespace.clone(),
+                hub: self.target.hub.clone(),
+                reason: "the sender was closed; open a new one".into(),
+            })
+        })
     }
 
     /// Names the tenant and app of the refused token in an `Unauthorized`.
@@ -111,11 +128,11 @@ impl AmqpBackend {
             // Clone under the read lock and release it before `reopen` takes
             // the write lock (a temporary guard would live to the end of the
             // statement and deadlock it).
-            let old = self.producer.read().await.clone();
+            let old = self.current().await?;
             self.reopen(&old).await?;
         }
         loop {
-            let producer = self.producer.read().await.clone();
+            let producer = self.current().await?;
             match self
                 .send_with(&producer, &events[accepted..], options, &mut accepted)
                 .await
@@ -161,8 +178,9 @@ impl AmqpBackend {
         )
         .await?;
         let mut slot = self.producer.write().await;
-        if Arc::ptr_eq(&slot, old) {
-            *slot = Arc::new(fresh);
+        // Not after a close, and not if another task already replaced it.
+        if slot.as_ref().is_some_and(|p| Arc::ptr_eq(p, old)) {
+            *slot = Some(Arc::new(fresh));
         }
         Ok(())
     }
