@@ -1,0 +1,107 @@
+//! Guards of the Event Hubs sender found by mutation testing
+//! (docs/MUTANTS.md): each test here kills a mutant that survived the rest
+//! of the suite.
+#![cfg(all(feature = "amqp", feature = "https"))]
+
+mod common;
+
+use common::{eventhubs_namespace, sender, world};
+use crosstenant::eventhubs::{Event, SendOptions, Transport};
+use crosstenant::Error;
+use std::sync::atomic::Ordering;
+
+/// A partition key is 1 to 128 characters without control characters (the
+/// Event Hubs limit; over HTTPS it travels in the `BrokerProperties`
+/// header, where CR/LF would inject headers). A bad key is refused naming
+/// `partition_key`, before any request; a key of exactly 128 characters is
+/// sent. Kills the `||`/`>` mutants of `SendOptions::check`'s key check.
+#[tokio::test]
+async fn a_bad_partition_key_is_refused_before_any_request_and_128_characters_are_sent() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<serde_json::Value>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    let requests = || {
+        w.sandbox
+            .eventhubs()
+            .stats()
+            .https_requests
+            .load(Ordering::Relaxed)
+    };
+    let too_long = "k".repeat(129);
+    for bad in ["", "tenant-1\r\nInjected: yes", too_long.as_str()] {
+        let err = s
+            .send_raw(vec![Event::new("x")], SendOptions::partition_key(bad))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidInput(i) if i.to_string().contains("partition_key")),
+            "{bad:?}: {err}"
+        );
+    }
+    assert_eq!(requests(), 0, "refused before any request");
+    let longest = "k".repeat(128);
+    s.send_raw(vec![Event::new("x")], SendOptions::partition_key(&longest))
+        .await
+        .unwrap();
+    assert_eq!(requests(), 1);
+}
+
+/// One event over HTTPS goes in the single-event form, its partition key
+/// and message id in the `BrokerProperties` header. The event must land on
+/// the key's partition with its key, as a batch would. Kills `delete ! in
+/// HttpsBackend::send`, which sent that header only when it was empty.
+#[tokio::test]
+async fn a_single_event_over_https_keeps_its_partition_key() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<serde_json::Value>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    s.send_raw(
+        vec![Event::new("reading").with_message_id("m-1")],
+        SendOptions::partition_key("device-7"),
+    )
+    .await
+    .unwrap();
+    let stored = w.sandbox.eventhubs().events(&ns, "telemetry");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].partition_key.as_deref(), Some("device-7"));
+    assert_eq!(
+        stored[0].partition,
+        crosstenant_sandbox::eventhubs::partition_for_key("device-7", 4)
+    );
+}
+
+/// The size limit is inclusive: an event of exactly `max_message_size`
+/// bytes is sent (one byte more is refused before any request, see
+/// tests/eventhubs.rs). Kills `replace > with >= in HttpsBackend::send`.
+#[tokio::test]
+async fn a_single_event_of_exactly_the_size_limit_is_sent() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let credential = w.credential();
+    let http = credential.http_settings().clone();
+    let s = crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
+        &ns,
+        "telemetry",
+        credential,
+    )
+    .http_settings(http)
+    .transport(Transport::Https)
+    .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
+    .max_message_size(2048)
+    .open()
+    .await
+    .unwrap();
+    s.send_raw(vec![Event::new(vec![b'a'; 2048])], SendOptions::default())
+        .await
+        .unwrap();
+    let err = s
+        .send_raw(vec![Event::new(vec![b'a'; 2049])], SendOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("2049"), "{err}");
+    assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 1);
+}
