@@ -84,6 +84,7 @@ async fn buffered(sender: &EventHubSender, body: &[u8]) -> Duration {
     let start = Instant::now();
     let (b, mut reports) = sender
         .buffered(BufferedOptions::default())
+        .await
         .expect("buffered");
     let counter = tokio::spawn(async move {
         let mut accepted = 0;

@@ -72,6 +72,41 @@ fn amqp_over_websockets_is_refused_until_the_sandbox_ca_is_trusted_then_delivers
             .all(|e| e.partition_key.as_deref() == Some("wss") && e.protocol == Protocol::Amqp));
         assert_eq!(events[0].body_text(), Some(r#"{"over":"websockets"}"#));
 
+        // The buffered sender over WebSockets: azure_messaging_eventhubs'
+        // BufferedProducerClient has no transport option, so this transport
+        // keeps the lanes engine on the one-batch sender, with the same
+        // promises: every event reported, accepted == stored, key order.
+        let (buffered, mut reports) = sender
+            .buffered(crosstenant::eventhubs::BufferedOptions::default())
+            .await
+            .unwrap();
+        assert!(format!("{buffered:?}").contains("lanes"), "{buffered:?}");
+        for n in 0..200 {
+            buffered
+                .enqueue(
+                    &serde_json::json!({ "buffered": n }),
+                    crosstenant::eventhubs::EnqueueOptions::partition_key("wss-buffered")
+                        .message_id(format!("wss-{n}")),
+                )
+                .await
+                .unwrap();
+        }
+        buffered.close().await;
+        let mut reported = Vec::new();
+        while let Some(r) = reports.recv().await {
+            assert!(r.accepted(), "{:?}", r.outcome);
+            reported.push(r.message_id);
+        }
+        let expected: Vec<String> = (0..200).map(|n| format!("wss-{n}")).collect();
+        assert_eq!(reported, expected);
+        let stored: Vec<String> = eh
+            .events(&world.namespace, HUB)
+            .into_iter()
+            .filter(|e| e.partition_key.as_deref() == Some("wss-buffered"))
+            .filter_map(|e| e.message_id)
+            .collect();
+        assert_eq!(stored, expected, "stored once each, in order");
+
         // azure_messaging_eventhubs' own ProducerClient over the same
         // WebSocket endpoint closes: the sandbox answers its detach, end and
         // close handshake as a namespace does.

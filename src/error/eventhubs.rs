@@ -176,7 +176,10 @@ pub enum EventHubsError {
     /// A buffered sender's buffer is full and the caller chose not to wait
     /// (`BufferedSender::try_enqueue`). Nothing was enqueued.
     #[error(
-        "the buffered sender to Event Hub `{hub}` is full ({buffered_events} events,          {buffered_bytes} bytes buffered; limits {max_events} events, {max_bytes} bytes); the          event was not enqueued. Wait with `enqueue`, drain the delivery reports, or raise          BufferedOptions::max_buffered_events / max_buffered_bytes"
+        "the buffered sender to Event Hub `{hub}` is full ({buffered_events} events, \
+         {buffered_bytes} bytes buffered; limits {max_events} events, {max_bytes} bytes); the \
+         event was not enqueued. Wait with `enqueue`, drain the delivery reports, or raise \
+         BufferedOptions::max_buffered_events / max_buffered_bytes"
     )]
     BufferFull {
         /// The Event Hub.
@@ -204,6 +207,22 @@ pub enum EventHubsError {
         hub: String,
         /// Why (aborted, closed).
         reason: String,
+    },
+
+    /// A buffered sender was aborted (`BufferedSender::abort`) before this
+    /// event's outcome was known. Over AMQP the batch holding it may have
+    /// been in flight when the abort cancelled it, so the service may or may
+    /// not have stored it ([`outcome_unknown`](EventHubsError::outcome_unknown)).
+    #[error(
+        "the buffered sender to Event Hub `{hub}` in {namespace} was aborted before this \
+         event's outcome was known: it was not sent, or its batch was in flight and may have \
+         been stored"
+    )]
+    Aborted {
+        /// The namespace host.
+        namespace: String,
+        /// The Event Hub.
+        hub: String,
     },
 
     /// Some events were accepted and the rest were not. Events are sent in
@@ -241,7 +260,7 @@ impl EventHubsError {
     /// accepted: the operation timed out before its answer came.
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            EventHubsError::Timeout { .. } => true,
+            EventHubsError::Timeout { .. } | EventHubsError::Aborted { .. } => true,
             EventHubsError::NotAccepted { cause, .. } => cause.outcome_unknown(),
             _ => false,
         }
@@ -319,6 +338,11 @@ impl EventHubsError {
             EventHubsError::BufferFull { .. } => Remedy::new(
                 Party::Partner,
                 "wait for room (enqueue instead of try_enqueue), or raise the buffer limits",
+            ),
+            EventHubsError::Aborted { .. } => Remedy::new(
+                Party::Partner,
+                "reconcile by message id (read the hub, or keep ids idempotent downstream) \
+                 before enqueueing it again on an open sender",
             ),
             EventHubsError::NotSent { .. } => Remedy::new(
                 Party::Partner,

@@ -4,13 +4,16 @@
 //! an event cannot fit, typed errors, and one re-open with a fresh token
 //! when the namespace refuses an expired one.
 
-use super::{EventHubsError, Prepared, SendOptions, Target, EVENTHUBS_SCOPE};
+use super::{Event, EventHubsError, Prepared, SendOptions, Target, EVENTHUBS_SCOPE};
 use crate::credential::TokenSource;
 use crate::error::{chain, Error};
 use azure_core_amqp::error::{AmqpErrorCondition, AmqpErrorKind};
 use azure_core_amqp::{AmqpError, AmqpTransport};
+use azure_messaging_eventhubs::builders::BufferedProducerClientBuilder;
 use azure_messaging_eventhubs::models::EventData;
-use azure_messaging_eventhubs::{EventDataBatchOptions, ProducerClient, RetryOptions};
+use azure_messaging_eventhubs::{
+    BufferedProducerClient, EventDataBatchOptions, ProducerClient, RetryOptions,
+};
 use std::sync::Arc;
 use url::Url;
 
@@ -110,6 +113,55 @@ impl AmqpBackend {
             }
             other => other,
         }
+    }
+
+    /// How long one operation may take before it is given up.
+    pub(crate) fn operation_timeout(&self) -> std::time::Duration {
+        self.operation_timeout
+    }
+
+    /// Our typed error for an error of azure_messaging_eventhubs (the same
+    /// reading as a one-batch send: sub-codes, the refused token's tenant
+    /// and app).
+    pub(crate) async fn explain(
+        &self,
+        err: &azure_messaging_eventhubs::EventHubsError,
+    ) -> EventHubsError {
+        let (Failure::Expired(e) | Failure::Final(e)) = classify(&self.target, err);
+        self.with_token_identity(e).await
+    }
+
+    /// Opens azure_messaging_eventhubs' `BufferedProducerClient` with this
+    /// sender's credential, endpoint, application id and retry policy, within
+    /// the operation timeout. Over TCP/TLS only: that client's builder has
+    /// no transport option (0.16); see [`websockets`](Self::websockets).
+    pub(crate) async fn open_buffered(
+        &self,
+        builder: BufferedProducerClientBuilder,
+    ) -> Result<BufferedProducerClient, Error> {
+        let mut builder = builder
+            .with_application_id(application_id())
+            .with_retry_options(retry_options());
+        if let Some(e) = &self.endpoint {
+            builder = builder.with_custom_endpoint(e.as_str().trim_end_matches('/').to_string());
+        }
+        let t = &self.target;
+        let open = builder.open(&t.namespace, &t.hub, self.credential.as_token_credential());
+        match tokio::time::timeout(self.operation_timeout, open).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(self.wrap(self.explain(&e).await)),
+            Err(_) => Err(self.wrap(EventHubsError::Timeout {
+                namespace: t.namespace.clone(),
+                hub: t.hub.clone(),
+                operation: "opening the buffered AMQP producer".into(),
+                after: self.operation_timeout,
+            })),
+        }
+    }
+
+    /// Whether this sender speaks AMQP over WebSockets.
+    pub(crate) fn websockets(&self) -> bool {
+        self.websockets
     }
 
     fn wrap(&self, e: EventHubsError) -> Error {
@@ -559,17 +611,53 @@ fn classify(t: &Target, err: &azure_messaging_eventhubs::EventHubsError) -> Fail
 }
 
 fn event_data(p: &Prepared) -> EventData {
-    let mut b = EventData::builder().with_body(p.event.body.clone());
-    if let Some(ct) = &p.event.content_type {
+    to_event_data(&p.event)
+}
+
+/// The event as azure_messaging_eventhubs' `EventData` (body, content type,
+/// message id, properties).
+pub(crate) fn to_event_data(event: &Event) -> EventData {
+    let mut b = EventData::builder().with_body(event.body.clone());
+    if let Some(ct) = &event.content_type {
         b = b.with_content_type(ct.clone());
     }
-    if let Some(id) = &p.event.message_id {
+    if let Some(id) = &event.message_id {
         b = b.with_message_id(id.clone());
     }
-    for (k, v) in &p.event.properties {
+    for (k, v) in &event.properties {
         b = b.add_property(k.clone(), v.clone());
     }
     b.build()
+}
+
+/// The application id both producers announce.
+fn application_id() -> String {
+    format!("crosstenant/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Busy answers and dropped connections are retried with bounded backoff:
+/// at most 4 retries within 30 s.
+fn retry_options() -> RetryOptions {
+    RetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_delay: azure_core::time::Duration::seconds(5),
+        max_total_elapsed: azure_core::time::Duration::seconds(30),
+        max_retries: 4,
+    }
+}
+
+/// The longest the retry policy of [`retry_options`] waits between the
+/// attempts of one operation, in all: 0.2 + 0.4 + 0.8 + 1.6 s.
+pub(crate) fn retry_waits() -> std::time::Duration {
+    let o = retry_options();
+    let mut delay = o.initial_delay;
+    let mut total = azure_core::time::Duration::ZERO;
+    for _ in 0..o.max_retries {
+        total += delay.min(o.max_delay);
+        delay *= 2;
+    }
+    let total = total.min(o.max_total_elapsed);
+    std::time::Duration::try_from(total).unwrap_or(std::time::Duration::from_secs(30))
 }
 
 /// Opens a producer on a new connection, within `timeout`: a peer that
@@ -603,13 +691,8 @@ async fn connect_unbounded(
     websockets: bool,
 ) -> Result<ProducerClient, Error> {
     let mut builder = ProducerClient::builder()
-        .with_application_id(format!("crosstenant/{}", env!("CARGO_PKG_VERSION")))
-        .with_retry_options(RetryOptions {
-            initial_delay: azure_core::time::Duration::milliseconds(200),
-            max_delay: azure_core::time::Duration::seconds(5),
-            max_total_elapsed: azure_core::time::Duration::seconds(30),
-            max_retries: 4,
-        })
+        .with_application_id(application_id())
+        .with_retry_options(retry_options())
         .with_transport(if websockets {
             AmqpTransport::WebSocket
         } else {

@@ -632,6 +632,16 @@ impl<T: Serialize> EventHubSender<T> {
         })
     }
 
+    /// The AMQP backend, when that is the transport.
+    #[cfg(feature = "amqp")]
+    pub(crate) fn amqp_backend(&self) -> Option<&amqp::AmqpBackend> {
+        match &self.inner.backend {
+            Backend::Amqp(b) => Some(b),
+            #[cfg(feature = "https")]
+            Backend::Https(_) => None,
+        }
+    }
+
     /// The namespace host.
     pub fn namespace(&self) -> &str {
         &self.inner.target.namespace

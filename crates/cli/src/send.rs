@@ -171,7 +171,7 @@ async fn send_buffered(
     partition_key: Option<String>,
     progress: &ProgressBar,
 ) -> Result<(Tally, Option<String>), CliError> {
-    let (buffered, reports) = sender.buffered(BufferedOptions::default())?;
+    let (buffered, reports) = sender.buffered(BufferedOptions::default()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let counter = tokio::spawn(count_reports(
         reports,

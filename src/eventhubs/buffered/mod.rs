@@ -15,36 +15,41 @@
 //!   service accepted it (HTTP 201, AMQP `accepted`), otherwise the typed
 //!   error with its [`remedy`](crate::Error::remedy). An event dropped by
 //!   [`abort`](BufferedSender::abort) is reported as
-//!   [`EventHubsError::NotSent`]; none is silently dropped;
+//!   [`EventHubsError::NotSent`] (or [`EventHubsError::Aborted`] when it may
+//!   have been in flight); none is silently dropped;
 //! - the buffer is bounded in events and estimated bytes: [`enqueue`](BufferedSender::enqueue)
 //!   waits for room, [`try_enqueue`](BufferedSender::try_enqueue) returns
 //!   [`EventHubsError::BufferFull`] naming the limits;
 //! - events of one partition key (or id) are sent in enqueue order, one
-//!   batch at a time; batches of different keys go concurrently (up to
-//!   [`BufferedOptions::max_concurrent_sends`]);
+//!   batch at a time; batches for different partitions (or keys) go
+//!   concurrently;
 //! - a batch leaves when it reaches the size limit or its oldest event has
 //!   waited [`BufferedOptions::max_wait`], at once on
 //!   [`flush`](BufferedSender::flush) and [`close`](BufferedSender::close).
 //!
-//! # Why not azure_messaging_eventhubs' `BufferedProducerClient`
+//! # Two engines, one set of promises
 //!
-//! azure_messaging_eventhubs 0.16 has a `BufferedProducerClient`, whose
-//! per-batch `on_send_succeeded` / `on_send_failed` handlers carry the
-//! events, so per-event reports could be derived from them. It is not used
-//! here, and the buffering is built on this crate's one-batch sender (the
-//! path of [`EventHubSender::send_raw`]) for both transports, because:
-//! - its `abort` drops the buffered events and only logs their number: the
-//!   caller would never hear of them, against the promise above;
-//! - it opens its own `ProducerClient` from a namespace and a custom
-//!   endpoint only: no AMQP over WebSockets, no operation timeout (a peer
-//!   that never settles a transfer holds a batch forever), and none of this
-//!   crate's recovery (one re-open with a fresh token after an expired one,
-//!   the 40100 explanation);
-//! - its buffer is bounded in events per partition only, not in bytes;
-//! - HTTPS needs the same behaviour, and one engine over both transports
-//!   gives one set of promises to test.
+//! - **AMQP (TCP/TLS)**: azure_messaging_eventhubs 0.16's
+//!   `BufferedProducerClient`, opened with this crate's credential,
+//!   endpoint, application id and retry policy (`sdk.rs`). Its per-batch
+//!   `on_send_succeeded` / `on_send_failed` handlers carry the events; a
+//!   ledger around it turns them into one report per event by message id,
+//!   with the typed error of a one-batch send, and bounds the buffer in
+//!   events and bytes over all partitions (the client bounds events per
+//!   partition only). The client's `abort` drops its events with only a
+//!   logged count; the ledger reports each of them as
+//!   [`EventHubsError::Aborted`] (outcome unknown: the client cancels a
+//!   batch in flight). The client has one worker per partition, hashes
+//!   partition keys to partitions itself, and opens a connection of its
+//!   own. It has no operation timeout on a transfer and no re-open after an
+//!   expired token (it renews its CBS token before expiry);
+//!   [`BufferedOptions::max_concurrent_sends`] does not apply.
+//! - **HTTPS, and AMQP over WebSockets** (the client's builder has no
+//!   transport option): this crate's engine below, on the one-batch sender
+//!   (the path of [`EventHubSender::send_raw`]): one lane per partition key
+//!   or id, batches of different lanes concurrently.
 //!
-//! Each batch is sent with the one-batch sender, which retries busy answers
+//! In the lanes engine each batch is sent with the one-batch sender, which retries busy answers
 //! and dropped connections with bounded backoff; this module does not retry
 //! again (a retry after a lost answer could store an event twice). A failure
 //! part-way through one call reports the accepted prefix as accepted and the
@@ -64,6 +69,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, Semaphore};
+
+#[cfg(feature = "amqp")]
+mod sdk;
 
 /// Limits and timing of a [`BufferedSender`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,10 +278,6 @@ struct Shared {
     permits: Arc<Semaphore>,
     /// Taken when the background task ends, which ends the stream.
     reports: Mutex<Option<mpsc::UnboundedSender<DeliveryReport>>>,
-    id_prefix: String,
-    ids: AtomicU64,
-    /// Round-robin over the `Lane::Any` lanes.
-    any: AtomicU64,
 }
 
 impl Shared {
@@ -325,36 +329,82 @@ impl Drop for Handle {
     }
 }
 
-/// Sends events of type `T` in the background, batched per partition key,
-/// and reports each event's outcome on its [`DeliveryReports`]. Cheap to
+/// Closes azure_messaging_eventhubs' buffered producer once the last handle
+/// is dropped: what was enqueued is still sent and reported.
+#[cfg(feature = "amqp")]
+struct SdkHandle(Arc<sdk::SdkEngine>);
+
+#[cfg(feature = "amqp")]
+impl Drop for SdkHandle {
+    fn drop(&mut self) {
+        let engine = self.0.clone();
+        // Outside a runtime there is nothing to run the close on; the
+        // client's own workers end when the runtime does.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { engine.close().await });
+        }
+    }
+}
+
+/// What does the sending.
+enum Engine {
+    /// This crate's per-key lanes over the one-batch sender: HTTPS, and AMQP
+    /// over WebSockets.
+    Lanes(Handle),
+    /// azure_messaging_eventhubs' `BufferedProducerClient`: AMQP over TCP/TLS.
+    #[cfg(feature = "amqp")]
+    Sdk(SdkHandle),
+}
+
+/// What every clone of a [`BufferedSender`] shares.
+struct Front {
+    engine: Engine,
+    target: super::Target,
+    options: BufferedOptions,
+    id_prefix: String,
+    ids: AtomicU64,
+    /// Round-robin over the `Lane::Any` lanes.
+    any: AtomicU64,
+}
+
+/// An event checked and given its message id and estimated size, with where
+/// it goes.
+pub(crate) struct Routed {
+    event: Event,
+    size: u64,
+    partition_key: Option<String>,
+    partition_id: Option<String>,
+}
+
+/// Sends events of type `T` in the background, batched per partition, and
+/// reports each event's outcome on its [`DeliveryReports`]. Cheap to
 /// clone; clones share one buffer.
 ///
 /// - Every enqueued event gets exactly one [`DeliveryReport`] with its
 ///   message id: `Ok` only once the service accepted it, otherwise the
 ///   typed error with its remedy; [`abort`](Self::abort) reports what it
-///   drops as [`EventHubsError::NotSent`].
+///   drops ([`EventHubsError::NotSent`], or over AMQP
+///   [`EventHubsError::Aborted`], whose outcome is unknown).
 /// - The buffer is bounded ([`BufferedOptions`]): [`enqueue`](Self::enqueue)
 ///   waits for room, [`try_enqueue`](Self::try_enqueue) returns
 ///   [`EventHubsError::BufferFull`].
-/// - Events of one partition key (or id) are sent in order, one batch at a
-///   time; batches of different keys go concurrently.
-/// - Each batch goes through the one-batch sender's retries; failed events
-///   are reported, not retried again.
+/// - Events of one partition key (or id) are sent in order.
+/// - Failed events are reported, not retried again.
 ///
-/// Built on this crate's one-batch sender rather than azure_messaging_eventhubs'
-/// `BufferedProducerClient`: that client's `abort` drops buffered events
-/// with only a logged count, it opens its own connection (no WebSockets, no
-/// operation timeout, no re-open after an expired token), and it bounds its
-/// buffer by events only.
+/// Over AMQP (TCP/TLS) it is azure_messaging_eventhubs'
+/// `BufferedProducerClient` with this crate's credential and a ledger
+/// around it; over HTTPS and AMQP over WebSockets (which that client cannot
+/// speak) it is this crate's engine over the one-batch sender. The module
+/// docs say what differs.
 pub struct BufferedSender<T = serde_json::Value> {
-    handle: Arc<Handle>,
+    front: Arc<Front>,
     _events: PhantomData<fn(&T)>,
 }
 
 impl<T> Clone for BufferedSender<T> {
     fn clone(&self) -> Self {
         Self {
-            handle: self.handle.clone(),
+            front: self.front.clone(),
             _events: PhantomData,
         }
     }
@@ -362,9 +412,16 @@ impl<T> Clone for BufferedSender<T> {
 
 impl<T> std::fmt::Debug for BufferedSender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = match &self.front.engine {
+            Engine::Lanes(_) => "lanes over the one-batch sender",
+            #[cfg(feature = "amqp")]
+            Engine::Sdk(_) => "azure_messaging_eventhubs BufferedProducerClient",
+        };
         f.debug_struct("BufferedSender")
-            .field("sender", &self.handle.shared.sender)
-            .field("options", &self.handle.shared.options)
+            .field("namespace", &self.front.target.namespace)
+            .field("hub", &self.front.target.hub)
+            .field("engine", &engine)
+            .field("options", &self.front.options)
             .finish_non_exhaustive()
     }
 }
@@ -377,46 +434,62 @@ impl<T: Serialize> EventHubSenderBuilder<T> {
         options: BufferedOptions,
     ) -> Result<(BufferedSender<T>, DeliveryReports), Error> {
         options.check()?;
-        self.open().await?.buffered(options)
+        self.open().await?.buffered(options).await
     }
 }
 
 impl<T: Serialize> EventHubSender<T> {
-    /// A [`BufferedSender`] sending through this sender's connection.
-    pub fn buffered(
+    /// A [`BufferedSender`] for this sender's hub, with its credential and
+    /// settings. Over HTTPS and AMQP over WebSockets it sends through this
+    /// sender's connection; over AMQP (TCP/TLS) it opens
+    /// azure_messaging_eventhubs' `BufferedProducerClient` on a connection
+    /// of its own (the same credential and token cache).
+    pub async fn buffered(
         &self,
         options: BufferedOptions,
     ) -> Result<(BufferedSender<T>, DeliveryReports), Error> {
         options.check()?;
+        let untyped = EventHubSender::<()> {
+            inner: self.inner.clone(),
+            _events: PhantomData,
+        };
+        #[cfg(feature = "amqp")]
+        if let Some(opened) = sdk::SdkEngine::open(&untyped, &options).await {
+            let (engine, rx) = opened?;
+            let engine = Engine::Sdk(SdkHandle(engine));
+            return Ok((self.front(engine, options), rx));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
         let shared = Arc::new(Shared {
-            sender: EventHubSender {
-                inner: self.inner.clone(),
-                _events: PhantomData,
-            },
+            sender: untyped,
             permits: Arc::new(Semaphore::new(options.max_concurrent_sends)),
-            options,
+            options: options.clone(),
             state: Mutex::new(State::default()),
             work: Notify::new(),
             progress: Notify::new(),
             reports: Mutex::new(Some(tx)),
-            // Unique enough to tell two runs' assigned ids apart.
-            id_prefix: format!("{:x}-{:x}", nanos as u64, std::process::id()),
-            ids: AtomicU64::new(0),
-            any: AtomicU64::new(0),
         });
         tokio::spawn(dispatch(shared.clone()));
-        Ok((
-            BufferedSender {
-                handle: Arc::new(Handle { shared }),
-                _events: PhantomData,
-            },
-            rx,
-        ))
+        Ok((self.front(Engine::Lanes(Handle { shared }), options), rx))
+    }
+
+    fn front(&self, engine: Engine, options: BufferedOptions) -> BufferedSender<T> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        BufferedSender {
+            front: Arc::new(Front {
+                engine,
+                target: self.inner.target.clone(),
+                options,
+                // Unique enough to tell two runs' assigned ids apart.
+                id_prefix: format!("{:x}-{:x}", nanos as u64, std::process::id()),
+                ids: AtomicU64::new(0),
+                any: AtomicU64::new(0),
+            }),
+            _events: PhantomData,
+        }
     }
 }
 
@@ -437,10 +510,6 @@ fn estimate(event: &Event) -> u64 {
 }
 
 impl<T: Serialize> BufferedSender<T> {
-    fn shared(&self) -> &Shared {
-        &self.handle.shared
-    }
-
     /// Enqueues one event (as JSON), waiting for room if the buffer is
     /// full. Returns its message id. Its outcome comes on the
     /// [`DeliveryReports`].
@@ -450,10 +519,10 @@ impl<T: Serialize> BufferedSender<T> {
     }
 
     /// Like [`enqueue`](Self::enqueue), but returns
-    /// [`EventHubsError::BufferFull`] at once instead of waiting.
-    pub fn try_enqueue(&self, event: &T, options: EnqueueOptions) -> Result<String, Error> {
+    /// [`EventHubsError::BufferFull`] at once instead of waiting for room.
+    pub async fn try_enqueue(&self, event: &T, options: EnqueueOptions) -> Result<String, Error> {
         let event = self.encode(event, 0)?;
-        self.try_enqueue_raw(event, options)
+        self.try_enqueue_raw(event, options).await
     }
 
     /// Enqueues events in order (all with `options`' key or id; message ids
@@ -491,27 +560,37 @@ impl<T: Serialize> BufferedSender<T> {
         event: Event,
         options: EnqueueOptions,
     ) -> Result<String, Error> {
-        let (lane, mut event, size) = self.prepare(event, options)?;
-        let shared = self.shared();
-        loop {
-            let notified = shared.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.insert(&lane, event, size, true)? {
-                Ok(id) => return Ok(id),
-                Err(back) => event = back,
-            }
-            notified.await;
-        }
+        let routed = self.prepare(event, options)?;
+        self.put(routed, true).await
     }
 
     /// Like [`enqueue_raw`](Self::enqueue_raw), but returns
-    /// [`EventHubsError::BufferFull`] at once instead of waiting.
-    pub fn try_enqueue_raw(&self, event: Event, options: EnqueueOptions) -> Result<String, Error> {
-        let (lane, event, size) = self.prepare(event, options)?;
-        // Without waiting, a full buffer is an error, never `Ok(Err(_))`.
-        self.insert(&lane, event, size, false)?
-            .map_err(|_| self.shared().not_sent("the buffer is full"))
+    /// [`EventHubsError::BufferFull`] at once instead of waiting for room.
+    pub async fn try_enqueue_raw(
+        &self,
+        event: Event,
+        options: EnqueueOptions,
+    ) -> Result<String, Error> {
+        let routed = self.prepare(event, options)?;
+        self.put(routed, false).await
+    }
+
+    async fn put(&self, routed: Routed, wait: bool) -> Result<String, Error> {
+        match &self.front.engine {
+            Engine::Lanes(handle) => {
+                let lane = match (routed.partition_key, routed.partition_id) {
+                    (Some(k), _) => Lane::Key(k),
+                    (None, Some(i)) => Lane::Id(i),
+                    (None, None) => {
+                        let n = self.front.any.fetch_add(1, Ordering::Relaxed);
+                        Lane::Any((n % self.front.options.max_concurrent_sends as u64) as usize)
+                    }
+                };
+                lanes_put(&handle.shared, lane, routed.event, routed.size, wait).await
+            }
+            #[cfg(feature = "amqp")]
+            Engine::Sdk(engine) => engine.0.enqueue(routed, wait).await,
+        }
     }
 
     fn encode(&self, event: &T, index: usize) -> Result<Event, Error> {
@@ -525,11 +604,7 @@ impl<T: Serialize> BufferedSender<T> {
     }
 
     /// Checks the options and the event, and gives it its message id.
-    fn prepare(
-        &self,
-        mut event: Event,
-        options: EnqueueOptions,
-    ) -> Result<(Lane, Event, u64), Error> {
+    fn prepare(&self, mut event: Event, options: EnqueueOptions) -> Result<Routed, Error> {
         let routing = SendOptions {
             partition_key: options.partition_key.clone(),
             partition_id: options.partition_id.clone(),
@@ -551,13 +626,12 @@ impl<T: Serialize> BufferedSender<T> {
             }
             Some(_) => {}
             None => {
-                let shared = self.shared();
-                let n = shared.ids.fetch_add(1, Ordering::Relaxed);
-                event.message_id = Some(format!("{}-{n}", shared.id_prefix));
+                let n = self.front.ids.fetch_add(1, Ordering::Relaxed);
+                event.message_id = Some(format!("{}-{n}", self.front.id_prefix));
             }
         }
         let size = estimate(&event);
-        let limit = self.shared().sender.inner.target.max_message_size;
+        let limit = self.front.target.max_message_size;
         if size > limit {
             return Err(Error::EventHubs(Box::new(EventHubsError::TooLarge {
                 index: 0,
@@ -565,129 +639,170 @@ impl<T: Serialize> BufferedSender<T> {
                 limit,
             })));
         }
-        let lane = match (options.partition_key, options.partition_id) {
-            (Some(k), _) => Lane::Key(k),
-            (None, Some(i)) => Lane::Id(i),
-            (None, None) => {
-                let shared = self.shared();
-                let n = shared.any.fetch_add(1, Ordering::Relaxed);
-                Lane::Any((n % shared.options.max_concurrent_sends as u64) as usize)
-            }
-        };
-        Ok((lane, event, size))
-    }
-
-    /// Puts the event in its lane if there is room: `Ok(Err(event))` (the
-    /// event handed back) when full and `wait`, `BufferFull` when full and
-    /// not.
-    fn insert(
-        &self,
-        lane: &Lane,
-        event: Event,
-        size: u64,
-        wait: bool,
-    ) -> Result<Result<String, Event>, Error> {
-        let shared = self.shared();
-        let opts = &shared.options;
-        let mut st = shared.lock();
-        if st.closed {
-            return Err(shared.not_sent("it is closed; enqueue on a new sender"));
-        }
-        let count = st.outstanding.len();
-        // An event larger than the whole byte budget still goes alone.
-        let fits = count < opts.max_buffered_events
-            && (st.bytes + size <= opts.max_buffered_bytes || count == 0);
-        if !fits {
-            if wait {
-                return Ok(Err(event));
-            }
-            return Err(Error::EventHubs(Box::new(EventHubsError::BufferFull {
-                hub: shared.sender.inner.target.hub.clone(),
-                buffered_events: count,
-                buffered_bytes: st.bytes,
-                max_events: opts.max_buffered_events,
-                max_bytes: opts.max_buffered_bytes,
-            })));
-        }
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.outstanding.insert(seq);
-        st.bytes += size;
-        let urgent = st.flushing > 0;
-        let limit = shared.sender.inner.target.max_message_size;
-        let id = event.message_id.clone().unwrap_or_default();
-        let q = st.lanes.entry(lane.clone()).or_default();
-        // Wake the background task only when this lane needs it: a first
-        // event (its max_wait timer starts), a full batch, or a flush.
-        let wake = urgent || q.queue.is_empty() || q.bytes + size >= limit;
-        q.bytes += size;
-        q.queue.push_back(Item {
-            seq,
+        Ok(Routed {
             event,
             size,
-            enqueued: Instant::now(),
-        });
-        drop(st);
-        if wake {
-            shared.work.notify_one();
-        }
-        Ok(Ok(id))
+            partition_key: options.partition_key,
+            partition_id: options.partition_id,
+        })
     }
 
     /// Sends what is buffered now and waits until every event enqueued
     /// before this call has an outcome (reported on the
     /// [`DeliveryReports`]). Events enqueued meanwhile do not delay it.
     pub async fn flush(&self) {
-        flush(self.shared()).await;
+        match &self.front.engine {
+            Engine::Lanes(handle) => flush(&handle.shared).await,
+            #[cfg(feature = "amqp")]
+            Engine::Sdk(engine) => engine.0.flush().await,
+        }
     }
 
     /// Stops accepting events, sends every buffered one, and waits until
     /// each has an outcome. The [`DeliveryReports`] end after the last
-    /// report. The connection stays open for other clones of the
-    /// [`EventHubSender`] it came from.
+    /// report. The [`EventHubSender`] it came from stays open.
     pub async fn close(&self) {
-        let shared = self.shared();
-        shared.lock().closed = true;
-        flush(shared).await;
-        shared.lock().stopping = true;
-        shared.work.notify_one();
+        match &self.front.engine {
+            Engine::Lanes(handle) => {
+                let shared = &handle.shared;
+                shared.lock().closed = true;
+                flush(shared).await;
+                shared.lock().stopping = true;
+                shared.work.notify_one();
+            }
+            #[cfg(feature = "amqp")]
+            Engine::Sdk(engine) => engine.0.close().await,
+        }
     }
 
-    /// Stops at once: every event not yet handed to the service is reported
-    /// as [`EventHubsError::NotSent`] and dropped; batches already in flight
-    /// finish and report their real outcome, and the call returns once they
-    /// have. Returns how many events were dropped.
+    /// Stops at once and reports every event without an outcome yet. Over
+    /// HTTPS and AMQP over WebSockets: events not yet handed to the service
+    /// are reported as [`EventHubsError::NotSent`], batches in flight finish
+    /// and report their real outcome, and the call returns once they have.
+    /// Over AMQP (TCP/TLS), azure_messaging_eventhubs' client cancels a
+    /// batch in flight, so every event without an outcome is reported as
+    /// [`EventHubsError::Aborted`] (outcome unknown). Returns how many
+    /// events were reported so.
     pub async fn abort(&self) -> usize {
-        let shared = self.shared();
-        let n = {
-            let mut st = shared.lock();
-            st.closed = true;
-            st.stopping = true;
-            let mut dropped = Vec::new();
-            for (lane, q) in st.lanes.iter_mut() {
-                q.bytes = 0;
-                dropped.extend(q.queue.drain(..).map(|item| (lane.clone(), item)));
-            }
-            // Reported before they leave `outstanding`, so the stream cannot
-            // end before these reports are in it.
-            for (lane, item) in &dropped {
-                let id = item.event.message_id.clone().unwrap_or_default();
-                shared.report(lane, id, Err(shared.not_sent("the sender was aborted")));
-                st.outstanding.remove(&item.seq);
-                st.bytes -= item.size;
-            }
-            dropped.len()
-        };
-        shared.progress.notify_waiters();
-        shared.work.notify_one();
-        flush(shared).await;
-        n
+        match &self.front.engine {
+            Engine::Lanes(handle) => lanes_abort(&handle.shared).await,
+            #[cfg(feature = "amqp")]
+            Engine::Sdk(engine) => engine.0.abort().await,
+        }
     }
 
     /// Events enqueued and without an outcome yet (queued or in flight).
     pub fn buffered_events(&self) -> usize {
-        self.shared().lock().outstanding.len()
+        match &self.front.engine {
+            Engine::Lanes(handle) => handle.shared.lock().outstanding.len(),
+            #[cfg(feature = "amqp")]
+            Engine::Sdk(engine) => engine.0.buffered_events(),
+        }
     }
+}
+
+/// Puts the event in its lane, waiting for room if `wait`, else
+/// `BufferFull` when full.
+async fn lanes_put(
+    shared: &Shared,
+    lane: Lane,
+    mut event: Event,
+    size: u64,
+    wait: bool,
+) -> Result<String, Error> {
+    loop {
+        let notified = shared.progress.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match lanes_insert(shared, &lane, event, size, wait)? {
+            Ok(id) => return Ok(id),
+            Err(back) => event = back,
+        }
+        notified.await;
+    }
+}
+
+/// Puts the event in its lane if there is room: `Ok(Err(event))` (the
+/// event handed back) when full and `wait`, `BufferFull` when full and not.
+fn lanes_insert(
+    shared: &Shared,
+    lane: &Lane,
+    event: Event,
+    size: u64,
+    wait: bool,
+) -> Result<Result<String, Event>, Error> {
+    let opts = &shared.options;
+    let mut st = shared.lock();
+    if st.closed {
+        return Err(shared.not_sent("it is closed; enqueue on a new sender"));
+    }
+    let count = st.outstanding.len();
+    // An event larger than the whole byte budget still goes alone.
+    let fits = count < opts.max_buffered_events
+        && (st.bytes + size <= opts.max_buffered_bytes || count == 0);
+    if !fits {
+        if wait {
+            return Ok(Err(event));
+        }
+        return Err(Error::EventHubs(Box::new(EventHubsError::BufferFull {
+            hub: shared.sender.inner.target.hub.clone(),
+            buffered_events: count,
+            buffered_bytes: st.bytes,
+            max_events: opts.max_buffered_events,
+            max_bytes: opts.max_buffered_bytes,
+        })));
+    }
+    let seq = st.next_seq;
+    st.next_seq += 1;
+    st.outstanding.insert(seq);
+    st.bytes += size;
+    let urgent = st.flushing > 0;
+    let limit = shared.sender.inner.target.max_message_size;
+    let id = event.message_id.clone().unwrap_or_default();
+    let q = st.lanes.entry(lane.clone()).or_default();
+    // Wake the background task only when this lane needs it: a first
+    // event (its max_wait timer starts), a full batch, or a flush.
+    let wake = urgent || q.queue.is_empty() || q.bytes + size >= limit;
+    q.bytes += size;
+    q.queue.push_back(Item {
+        seq,
+        event,
+        size,
+        enqueued: Instant::now(),
+    });
+    drop(st);
+    if wake {
+        shared.work.notify_one();
+    }
+    Ok(Ok(id))
+}
+
+/// Drops every queued event, reporting it as `NotSent`, and waits for the
+/// batches in flight.
+async fn lanes_abort(shared: &Shared) -> usize {
+    let n = {
+        let mut st = shared.lock();
+        st.closed = true;
+        st.stopping = true;
+        let mut dropped = Vec::new();
+        for (lane, q) in st.lanes.iter_mut() {
+            q.bytes = 0;
+            dropped.extend(q.queue.drain(..).map(|item| (lane.clone(), item)));
+        }
+        // Reported before they leave `outstanding`, so the stream cannot
+        // end before these reports are in it.
+        for (lane, item) in &dropped {
+            let id = item.event.message_id.clone().unwrap_or_default();
+            shared.report(lane, id, Err(shared.not_sent("the sender was aborted")));
+            st.outstanding.remove(&item.seq);
+            st.bytes -= item.size;
+        }
+        dropped.len()
+    };
+    shared.progress.notify_waiters();
+    shared.work.notify_one();
+    flush(shared).await;
+    n
 }
 
 async fn flush(shared: &Shared) {
