@@ -9,7 +9,8 @@
 //!
 //! A line that is not JSON or too large is reported and skipped; a failure
 //! that retrying cannot fix stops the run (events still buffered are reported
-//! not sent). The exit code is 1 when any event was not accepted.
+//! not sent; over AMQP, aborted with their outcome unknown). The exit code is
+//! 1 when any event was not accepted.
 
 use crate::config::{build_credential, CredentialArgs};
 use crate::error::{CliError, Outcome};
