@@ -126,6 +126,24 @@ impl BufferedOptions {
         self
     }
 
+    /// Whether an event of `size` bytes fits beside `count` buffered events
+    /// of `bytes` bytes. An event larger than the whole byte budget still
+    /// goes alone.
+    fn fits(&self, count: usize, bytes: u64, size: u64) -> bool {
+        count < self.max_buffered_events && (bytes + size <= self.max_buffered_bytes || count == 0)
+    }
+
+    /// The refusal of an event that does not fit, for `try_enqueue`.
+    fn full(&self, hub: &str, count: usize, bytes: u64) -> Error {
+        Error::EventHubs(Box::new(EventHubsError::BufferFull {
+            hub: hub.to_string(),
+            buffered_events: count,
+            buffered_bytes: bytes,
+            max_events: self.max_buffered_events,
+            max_bytes: self.max_buffered_bytes,
+        }))
+    }
+
     fn check(&self) -> Result<(), Error> {
         let bad = |name: &str, value: String, fix: &str| -> Result<(), Error> {
             Err(InvalidInput::new(name, &value, fix).into())
@@ -737,20 +755,11 @@ fn lanes_insert(
         return Err(shared.not_sent("it is closed; enqueue on a new sender"));
     }
     let count = st.outstanding.len();
-    // An event larger than the whole byte budget still goes alone.
-    let fits = count < opts.max_buffered_events
-        && (st.bytes + size <= opts.max_buffered_bytes || count == 0);
-    if !fits {
+    if !opts.fits(count, st.bytes, size) {
         if wait {
             return Ok(Err(event));
         }
-        return Err(Error::EventHubs(Box::new(EventHubsError::BufferFull {
-            hub: shared.sender.inner.target.hub.clone(),
-            buffered_events: count,
-            buffered_bytes: st.bytes,
-            max_events: opts.max_buffered_events,
-            max_bytes: opts.max_buffered_bytes,
-        })));
+        return Err(opts.full(&shared.sender.inner.target.hub, count, st.bytes));
     }
     let seq = st.next_seq;
     st.next_seq += 1;

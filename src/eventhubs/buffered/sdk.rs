@@ -272,22 +272,13 @@ impl SdkEngine {
                 if st.closed {
                     return Err(ledger.not_sent("it is closed; enqueue on a new sender".into()));
                 }
-                // An event larger than the whole byte budget still goes alone.
-                let fits = st.count < opts.max_buffered_events
-                    && (st.bytes + routed.size <= opts.max_buffered_bytes || st.count == 0);
-                if fits {
+                if opts.fits(st.count, st.bytes, routed.size) {
                     st.count += 1;
                     st.bytes += routed.size;
                     break;
                 }
                 if !wait {
-                    return Err(Error::EventHubs(Box::new(EventHubsError::BufferFull {
-                        hub: ledger.target.hub.clone(),
-                        buffered_events: st.count,
-                        buffered_bytes: st.bytes,
-                        max_events: opts.max_buffered_events,
-                        max_bytes: opts.max_buffered_bytes,
-                    })));
+                    return Err(opts.full(&ledger.target.hub, st.count, st.bytes));
                 }
             }
             notified.await;
