@@ -289,7 +289,8 @@ fn managed_identity_token(world: &DemoWorld, tenant_id: &str, object_id: &str) -
 }
 
 #[tokio::test]
-async fn a_managed_identity_stands_as_an_apps_federated_credential_only_if_user_assigned_in_the_issuers_tenant() {
+async fn a_managed_identity_stands_as_an_apps_federated_credential_only_if_user_assigned_in_the_issuers_tenant(
+) {
     let world = DemoWorld::start().await.expect("sandbox starts");
     let secretless = world.secretless.app_id.clone();
     // The control: the demo's user-assigned identity, which the secretless
@@ -367,11 +368,8 @@ async fn a_managed_identity_token_is_single_use_by_its_uti_when_single_use_is_on
         .identity()
         .set_federated_assertions_single_use(true);
     // Managed identity tokens carry `uti` where other issuers put `jti`.
-    let token = managed_identity_token(
-        &world,
-        &world.partner.id,
-        &world.managed_identity.object_id,
-    );
+    let token =
+        managed_identity_token(&world, &world.partner.id, &world.managed_identity.object_id);
     let (status, answer) = exchange(&world, &world.secretless.app_id, &token).await;
     assert_eq!(status, 200, "the first use: {answer}");
     let (status, answer) = exchange(&world, &world.secretless.app_id, &token).await;
@@ -413,7 +411,10 @@ async fn a_federated_assertion_may_carry_its_audience_in_an_array() {
     let (status, answer) = exchange(
         &world,
         &world.app.app_id,
-        &sign(&claims(json!(["https://other.example", TOKEN_EXCHANGE_AUDIENCE]))),
+        &sign(&claims(json!([
+            "https://other.example",
+            TOKEN_EXCHANGE_AUDIENCE
+        ]))),
     )
     .await;
     assert_eq!(status, 200, "{answer}");
