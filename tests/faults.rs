@@ -562,6 +562,75 @@ async fn a_refused_cbs_put_token_is_reported_and_nothing_is_sent() {
     .await;
 }
 
+/// A connection lost after the put-token and before the sender's link
+/// attaches (where a fresh connection was once lost in CI: the quickstart's
+/// first AMQP send failed with "Connection dropped: Connection must have
+/// been closed"). Nothing was sent on it, so the sender opens one new
+/// connection and the send succeeds, each event stored once. Lost again on
+/// the new connection, the call fails, says so, and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_before_the_sender_attaches_is_reopened_once() {
+    within("connection lost at attach", async {
+        let w = world().await;
+        let ns = eventhubs_namespace(&w);
+        let eh = w.sandbox.eventhubs();
+        let connections = || {
+            eh.stats()
+                .amqp_connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let tag = "lost-at-attach";
+        let mut ledger = Ledger::default();
+
+        let sender = amqp_sender_short_timeout(&w, &ns).await;
+        let before = connections();
+        eh.drop_connections_after_put_token(1);
+        ledger
+            .send(&sender, events(tag, 6))
+            .await
+            .expect("one re-open on a new connection recovers the lost one");
+        // At least the re-open's. One more was seen once in a whole-suite
+        // stress run at load average 11 on 2 cores (its origin is not
+        // established; azure_messaging_eventhubs reconnects on its own in
+        // places), so the count is not pinned.
+        assert!(connections() > before, "a new connection");
+        reconcile(&w, &ns, tag, &ledger);
+
+        // Lost on the new connection as well: one re-open only (a second
+        // would succeed here), then a clear error, and nothing stored.
+        let sender = amqp_sender_short_timeout(&w, &ns).await;
+        let before = connections();
+        eh.drop_connections_after_put_token(2);
+        let tag2 = "lost-twice";
+        let mut ledger = Ledger::default();
+        let err = ledger
+            .send(&sender, events(tag2, 6))
+            .await
+            .expect_err("a second loss is reported");
+        assert!(connections() > before, "it re-opened before giving up");
+        let e = err.as_eventhubs().expect("an Event Hubs error");
+        assert!(
+            matches!(
+                e,
+                EventHubsError::Service {
+                    transient: true,
+                    ..
+                }
+            ),
+            "a lost connection is transient: {err}"
+        );
+        assert!(!e.outcome_unknown(), "nothing was sent: {err}");
+        eh.drop_connections_after_put_token(0);
+        reconcile(&w, &ns, tag2, &ledger);
+        ledger
+            .send(&sender, events(&format!("{tag2}-after"), 3))
+            .await
+            .expect("the same sender works once connections stay up");
+        reconcile(&w, &ns, tag2, &ledger);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_expiring_during_a_run_lose_nothing_over_https_and_amqp() {
     within("expiry", async {

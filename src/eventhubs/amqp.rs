@@ -176,6 +176,7 @@ impl AmqpBackend {
         let total = events.len();
         let mut accepted = 0;
         let mut reopened = false;
+        let mut reconnected = false;
         if self.stale.swap(false, std::sync::atomic::Ordering::AcqRel) {
             // Clone under the read lock and release it before `reopen` takes
             // the write lock (a temporary guard would live to the end of the
@@ -191,6 +192,27 @@ impl AmqpBackend {
             {
                 Ok(()) => return Ok(()),
                 Err(SendError::Input(e)) => return Err(e),
+                // Nothing of this attempt was sent: one re-open, on a new
+                // connection, is safe.
+                Err(SendError::Lost(_)) if !reconnected => {
+                    reconnected = true;
+                    tracing::info!(
+                        namespace = %self.target.namespace,
+                        "the AMQP connection was lost before anything was sent; re-opening"
+                    );
+                    self.reopen(&producer).await?;
+                }
+                Err(SendError::Lost(e)) => {
+                    return Err(self.wrap(if accepted == 0 {
+                        e
+                    } else {
+                        EventHubsError::NotAccepted {
+                            accepted,
+                            total,
+                            cause: Box::new(e),
+                        }
+                    }));
+                }
                 Err(SendError::Failed(Failure::Expired(_))) if !reopened => {
                     reopened = true;
                     tracing::info!(
@@ -258,6 +280,49 @@ impl AmqpBackend {
         }
     }
 
+    /// Attaches the sender (CBS put-token, session, link) as
+    /// `create_batch` does, under the operation timeout. A connection lost
+    /// on the way is [`SendError::Lost`]: nothing was sent yet.
+    ///
+    /// That loss is not only the network's. fe2o3-amqp 0.16.2's client ends
+    /// its own connection when the namespace answers the detaches of the
+    /// `$cbs` links azure_core_amqp drops after a put-token before it
+    /// answers their session's end (the sandbox's test
+    /// `fe2o3_0_16_client_ends_its_connection_on_answers_to_dropped_links`),
+    /// and azure_messaging_eventhubs 0.16 does not retry the session begin
+    /// or link attach that follows: the first send on a fresh connection
+    /// failed with "Connection dropped: Connection must have been closed".
+    async fn attach<'p>(
+        &self,
+        producer: &'p ProducerClient,
+        options: EventDataBatchOptions,
+    ) -> Result<azure_messaging_eventhubs::EventDataBatch<'p>, SendError> {
+        match tokio::time::timeout(self.operation_timeout, producer.create_batch(Some(options)))
+            .await
+        {
+            Ok(Ok(batch)) => Ok(batch),
+            Ok(Err(e)) => {
+                let lost = matches!(
+                    typed(&e),
+                    Some(Typed::Gone | Typed::Condition(AmqpErrorCondition::ConnectionForced, _))
+                );
+                match self.classify(e) {
+                    Failure::Final(e) if lost => Err(SendError::Lost(e)),
+                    other => Err(SendError::Failed(other)),
+                }
+            }
+            Err(_) => {
+                self.stale.store(true, std::sync::atomic::Ordering::Release);
+                Err(SendError::Failed(Failure::Final(EventHubsError::Timeout {
+                    namespace: self.target.namespace.clone(),
+                    hub: self.target.hub.clone(),
+                    operation: "attaching the sender".to_string(),
+                    after: self.operation_timeout,
+                })))
+            }
+        }
+    }
+
     /// Packs `events` into batches (all of them, before sending any), then
     /// sends the batches in order, counting accepted events.
     async fn send_with(
@@ -275,13 +340,7 @@ impl AmqpBackend {
         };
         let base = *accepted;
         let mut batches = Vec::new();
-        let mut batch = self
-            .timed(
-                "attaching the sender",
-                producer.create_batch(Some(batch_options())),
-            )
-            .await
-            .map_err(SendError::Failed)?;
+        let mut batch = self.attach(producer, batch_options()).await?;
         let mut in_batch = 0usize;
         for (i, p) in events.iter().enumerate() {
             let added = batch.try_add_event_data(event_data(p), None).map_err(|e| {
@@ -305,13 +364,7 @@ impl AmqpBackend {
                 ))));
             }
             batches.push((batch, in_batch));
-            batch = self
-                .timed(
-                    "attaching the sender",
-                    producer.create_batch(Some(batch_options())),
-                )
-                .await
-                .map_err(SendError::Failed)?;
+            batch = self.attach(producer, batch_options()).await?;
             let added = batch.try_add_event_data(event_data(p), None).map_err(|e| {
                 SendError::Failed(Failure::Final(self.target.error(
                     None,
@@ -349,6 +402,9 @@ impl AmqpBackend {
 enum SendError {
     /// Bad input found while packing; nothing of this attempt was sent.
     Input(Error),
+    /// The connection (or its session or link) was lost while attaching,
+    /// before anything of this attempt was sent.
+    Lost(EventHubsError),
     Failed(Failure),
 }
 

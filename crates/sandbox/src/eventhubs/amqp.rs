@@ -154,6 +154,11 @@ struct ConnState {
     /// answered, as the service does for pyamqp, which attaches its receiver
     /// to the node and sends requests with no `reply-to`.
     node_replies: Mutex<HashMap<String, mpsc::Sender<Reply>>>,
+    /// Set by an accepted put-token while
+    /// [`EventHubsSandbox::drop_connections_after_put_token`](super::EventHubsSandbox::drop_connections_after_put_token)
+    /// has connections left: the next session to begin closes the
+    /// connection instead.
+    close_at_next_session: std::sync::atomic::AtomicBool,
 }
 
 impl ConnState {
@@ -264,6 +269,17 @@ where
             s = session_acceptor.accept(&mut connection) => s,
         };
         let Ok(session) = session else { break };
+        if conn.close_at_next_session.swap(false, Ordering::AcqRel) {
+            tracing::debug!("sandbox AMQP: closing the connection as its session begins (switch)");
+            drop(session);
+            let _ = connection
+                .close_with_error(amqp_error(
+                    definitions::ConnectionError::ConnectionForced,
+                    "The connection was closed by the service (sandbox switch).".into(),
+                ))
+                .await;
+            return;
+        }
         tokio::spawn(serve_session(
             state.clone(),
             conn.clone(),
@@ -564,6 +580,13 @@ async fn put_token(state: &EhState, conn: &ConnState, message: &Message<Body<Val
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(normalize(&name), claims);
+            let drops = &state.drops_after_put_token;
+            if drops
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                conn.close_at_next_session.store(true, Ordering::Release);
+            }
             reply(message, 202, "Accepted", Value::Null)
         }
         Err(d) => {
@@ -1041,6 +1064,70 @@ mod tests {
         assert!(found.same_channel(&addressed_tx));
         assert!(conn.reply_link("$management", None).is_none());
         assert!(conn.reply_link("$cbs", Some("unknown")).is_none());
+    }
+
+    /// The cause of a CI flake (the quickstart's first AMQP send failed
+    /// with "Connection dropped: Connection must have been closed"), pinned
+    /// on fe2o3-amqp 0.16.2's client: azure_core_amqp drops its two `$cbs`
+    /// links and their session after each put-token without a close
+    /// handshake; the sandbox answers each detach (AMQP 1.0 part 2.6.6);
+    /// fe2o3 0.16.2 takes each answer for a link it no longer holds as an
+    /// error, stops the session on the second, and then ends the whole
+    /// connection with `amqp:not-found` when the session's `end` arrives.
+    /// Here the answers are let in before the session ends (in the flake
+    /// they raced its end), which makes it certain.
+    ///
+    /// Fixed upstream (fe2o3-amqp c323c042, "fix session teardown on
+    /// undeliverable detach", in 0.17.0, which azure_core_amqp 1.2.0-beta.1
+    /// does not accept). When this test fails, the client no longer has the
+    /// bug: the re-open on a connection lost before anything was sent
+    /// (crosstenant's `src/eventhubs/amqp.rs`) stays useful for real
+    /// connection losses, and this test can go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fe2o3_0_16_client_ends_its_connection_on_answers_to_dropped_links() {
+        use fe2o3_amqp::{Connection, Receiver, Sender, Session};
+        let sandbox = crate::Sandbox::start().await.expect("sandbox starts");
+        let url = sandbox.eventhubs().amqp_endpoint();
+        let mut connection = Connection::builder()
+            .container_id("dropped-cbs-links")
+            .sasl_profile(fe2o3_amqp::sasl_profile::SaslProfile::Anonymous)
+            .open(url.as_str())
+            .await
+            .expect("connection opens");
+        let mut session = Session::begin(&mut connection)
+            .await
+            .expect("session begins");
+        let request = Sender::attach(&mut session, "cbs-request", "$cbs")
+            .await
+            .expect("request link attaches");
+        let reply = Receiver::builder()
+            .name("cbs-reply")
+            .source("$cbs")
+            .target("cbs-reply")
+            .attach(&mut session)
+            .await
+            .expect("reply link attaches");
+        // Dropped as azure_core_amqp drops them: no close handshake.
+        drop(request);
+        drop(reply);
+        let started = std::time::Instant::now();
+        while !connection.is_closed() && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            connection.is_closed(),
+            "fe2o3-amqp's client kept its connection after the detach answers: the bug is \
+             fixed; see this test's documentation"
+        );
+        let next = Session::begin(&mut connection).await;
+        assert!(
+            matches!(
+                next,
+                Err(fe2o3_amqp::session::BeginError::IllegalConnectionState)
+            ),
+            "the flake's error: {next:?}"
+        );
+        drop(session);
     }
 
     /// A client's reply link to `$cbs` is detached, then another closed,

@@ -303,6 +303,10 @@ pub(crate) struct EhState {
     /// How long the AMQP listener waits before settling a transfer; see
     /// [`EventHubsSandbox::set_settle_delay`].
     pub(crate) settle_delay_micros: AtomicU64,
+    /// How many more AMQP connections are closed as their first session
+    /// after an accepted put-token begins; see
+    /// [`EventHubsSandbox::drop_connections_after_put_token`].
+    pub(crate) drops_after_put_token: AtomicU64,
     namespaces: RwLock<HashMap<String, Namespace>>,
     events: Mutex<Vec<StoredEvent>>,
     pub(crate) stats: EventHubsStats,
@@ -567,6 +571,7 @@ impl EventHubsSandbox {
         let state = Arc::new(EhState {
             shared: shared.clone(),
             settle_delay_micros: AtomicU64::new(DEFAULT_SETTLE_DELAY.as_micros() as u64),
+            drops_after_put_token: AtomicU64::new(0),
             namespaces: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             stats: EventHubsStats::default(),
@@ -742,6 +747,29 @@ impl EventHubsSandbox {
         self.state
             .settle_delay_micros
             .store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Closes each of the next `connections` AMQP connections that have a
+    /// put-token accepted, with `amqp:connection:forced`, as soon as their
+    /// next session begins: the connection is lost after the authorization
+    /// and before the sender link it authorizes is attached, so nothing has
+    /// been sent on it.
+    ///
+    /// This is where a fresh connection was once lost in CI (the quickstart's
+    /// first AMQP send failed with "Connection dropped: Connection must
+    /// have been closed"). fe2o3-amqp 0.16.2's client ends its own
+    /// connection there when the peer answers the detaches of the `$cbs`
+    /// links that azure_core_amqp drops after each put-token before it
+    /// answers their session's end, which the sandbox, like any peer, may
+    /// do. The live service closes connections too (Microsoft's
+    /// "Troubleshooting guide for Azure Service Bus", which Event Hubs
+    /// shares: connections are closed by the service, e.g. when idle or
+    /// during an update); `amqp:connection:forced` is AMQP 1.0's condition
+    /// for it (part 2.8.16). Zero (the default) turns it off.
+    pub fn drop_connections_after_put_token(&self, connections: u64) {
+        self.state
+            .drops_after_put_token
+            .store(connections, Ordering::Relaxed);
     }
 
     /// Sets how the HTTPS namespace answers a 401 that has a sub-code
