@@ -667,21 +667,21 @@ fn classify(t: &Target, err: &azure_messaging_eventhubs::EventHubsError) -> Fail
 }
 
 fn event_data(p: &Prepared) -> EventData {
-    to_event_data(&p.event)
+    into_event_data(p.event.clone())
 }
 
 /// The event as azure_messaging_eventhubs' `EventData` (body, content type,
-/// message id, properties).
-pub(crate) fn to_event_data(event: &Event) -> EventData {
-    let mut b = EventData::builder().with_body(event.body.clone());
-    if let Some(ct) = &event.content_type {
-        b = b.with_content_type(ct.clone());
+/// message id, properties), moved rather than copied.
+pub(crate) fn into_event_data(event: Event) -> EventData {
+    let mut b = EventData::builder().with_body(event.body);
+    if let Some(ct) = event.content_type {
+        b = b.with_content_type(ct);
     }
-    if let Some(id) = &event.message_id {
-        b = b.with_message_id(id.clone());
+    if let Some(id) = event.message_id {
+        b = b.with_message_id(id);
     }
-    for (k, v) in &event.properties {
-        b = b.add_property(k.clone(), v.clone());
+    for (k, v) in event.properties {
+        b = b.add_property(k, v);
     }
     b.build()
 }
@@ -1003,5 +1003,58 @@ mod tests {
             Some(404)
         );
         assert_eq!(number_after("no code here 401", "status-code:"), None);
+    }
+
+    /// Each phrase of the text fallback on its own: a busy or transient
+    /// answer that reaches it untyped must not be reported as final (the
+    /// sandbox's refusals all arrive typed, so only these cases prove it).
+    #[test]
+    fn each_phrase_of_the_text_fallback_is_read_alone() {
+        let busy = [
+            "condition: com.microsoft:server-busy",
+            "ServerBusy: try again",
+            "The server is busy.",
+            "status-code: 503, status-description: busy",
+            "status code: 503",
+        ];
+        for text in busy {
+            assert_eq!(meaning_from_text(text), Meaning::ServerBusy, "{text}");
+        }
+        for text in ["ExpiredToken: gone", "The token is expired."] {
+            assert_eq!(meaning_from_text(text), Meaning::Expired, "{text}");
+        }
+        for text in ["condition: amqp:not-found", "The hub could not be found."] {
+            assert_eq!(meaning_from_text(text), Meaning::NotFound, "{text}");
+        }
+        assert_eq!(
+            meaning_from_text("amqp:link:message-size-exceeded"),
+            Meaning::TooLarge
+        );
+        let transient = [
+            "connection reset by peer",
+            "link detach-forced",
+            "amqp:internal-error",
+            "the operation timed out",
+            "a timeout elapsed",
+        ];
+        for text in transient {
+            assert!(
+                matches!(
+                    meaning_from_text(text),
+                    Meaning::Other {
+                        transient: true,
+                        ..
+                    }
+                ),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            meaning_from_text("something else entirely"),
+            Meaning::Other {
+                status: None,
+                transient: false
+            }
+        );
     }
 }

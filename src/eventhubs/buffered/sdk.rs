@@ -34,7 +34,7 @@
 
 use super::{DeliveryReport, DeliveryReports, Routed};
 use crate::error::Error;
-use crate::eventhubs::amqp::to_event_data;
+use crate::eventhubs::amqp::into_event_data;
 use crate::eventhubs::{BufferedOptions, EventHubSender, EventHubsError, Target};
 use azure_messaging_eventhubs::models::{EventData, MessageId};
 use azure_messaging_eventhubs::{
@@ -305,7 +305,7 @@ impl SdkEngine {
         };
         let result = generation
             .client
-            .enqueue_event(to_event_data(&routed.event), Some(options))
+            .enqueue_event(into_event_data(routed.event), Some(options))
             .await;
         drop(generation);
         match result {
