@@ -94,8 +94,11 @@ async fn open_buffered(
     Arc<AtomicUsize>,
     tokio::task::JoinHandle<()>,
 ) {
+    // The anchor's max_wait (the SDK's default, 1 s) on both sides: with a
+    // shorter wait partial batches leave during the round and the two
+    // sides would not send the same batches.
     let (b, mut reports) = sender
-        .buffered(BufferedOptions::default())
+        .buffered(BufferedOptions::default().max_wait(Duration::from_secs(1)))
         .await
         .expect("buffered");
     let accepted = Arc::new(AtomicUsize::new(0));
