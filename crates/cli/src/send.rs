@@ -237,24 +237,28 @@ async fn count_reports(
     let mut tally = Tally::default();
     let mut seen = std::collections::HashSet::new();
     let mut buffered = Some(buffered);
-    while let Some(report) = reports.recv().await {
-        progress.inc(1);
-        match report.outcome {
-            Ok(()) => tally.sent += 1,
-            Err(e) => {
-                tally.failed += 1;
-                let text = e.to_string();
-                if seen.insert(text.clone()) {
-                    progress.suspend(|| {
-                        eprintln!("error: event {} not accepted: {text}", report.message_id)
-                    });
-                }
-                if !e.is_transient() {
-                    if let Some(buffered) = buffered.take() {
-                        stop.store(true, Ordering::Release);
-                        // Reports of what it drops arrive on `reports`; the
-                        // abort itself runs beside this loop.
-                        tokio::spawn(async move { buffered.abort().await });
+    // In chunks: one wake-up per chunk, not per report.
+    let mut chunk = Vec::with_capacity(1024);
+    while reports.recv_many(&mut chunk, 1024).await > 0 {
+        progress.inc(chunk.len() as u64);
+        for report in chunk.drain(..) {
+            match report.outcome {
+                Ok(()) => tally.sent += 1,
+                Err(e) => {
+                    tally.failed += 1;
+                    let text = e.to_string();
+                    if seen.insert(text.clone()) {
+                        progress.suspend(|| {
+                            eprintln!("error: event {} not accepted: {text}", report.message_id)
+                        });
+                    }
+                    if !e.is_transient() {
+                        if let Some(buffered) = buffered.take() {
+                            stop.store(true, Ordering::Release);
+                            // Reports of what it drops arrive on `reports`; the
+                            // abort itself runs beside this loop.
+                            tokio::spawn(async move { buffered.abort().await });
+                        }
                     }
                 }
             }
