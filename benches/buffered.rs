@@ -104,8 +104,7 @@ async fn open_buffered(
     let accepted = Arc::new(AtomicUsize::new(0));
     let counted = accepted.clone();
     // Reports read as they come, in chunks (`recv_many`): one wake-up per
-    // chunk rather than per report. A `recv()` per report costs ~9% of the
-    // round on 2 cores shared with the in-process sandbox (BENCHMARKS.md).
+    // chunk rather than per report.
     let counter = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(4096);
         while reports.recv_many(&mut batch, 4096).await > 0 {

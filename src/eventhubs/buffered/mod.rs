@@ -241,8 +241,8 @@ impl DeliveryReport {
 /// enqueued event, in the order outcomes arrive. It ends once the sender is
 /// closed (or aborted, or every handle dropped) and every report was given.
 /// Unbounded, so a slow reader never stalls sending; read it as you go.
-/// At high rates read it in chunks (`recv_many`): a wake-up per report
-/// costs ~9% of the throughput on 2 cores (BENCHMARKS.md).
+/// At high rates, reading it in chunks (`recv_many`) wakes the reader once
+/// per chunk rather than once per report.
 pub type DeliveryReports = mpsc::UnboundedReceiver<DeliveryReport>;
 
 /// The lane of an event: events of one lane are sent in order, one batch at
