@@ -485,8 +485,11 @@ async fn watch(engine: Weak<SdkEngine>) {
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        if engine.ledger.lock().closed && engine.ledger.lock().count == 0 {
-            return;
+        {
+            let st = engine.ledger.lock();
+            if st.closed && st.count == 0 {
+                return;
+            }
         }
         let n = engine.current.read().await.n;
         if !engine.ledger.stuck(n, engine.stuck_after) {
