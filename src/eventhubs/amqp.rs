@@ -194,8 +194,9 @@ impl AmqpBackend {
                 Err(SendError::Input(e)) => return Err(e),
                 // Nothing of this attempt was sent: a re-open, on a new
                 // connection, is safe. Up to `LOST_AT_ATTACH_REOPENS`: the
-                // fe2o3-amqp 0.16.2 bug (see `attach`) can strike each new
-                // connection again, as it did twice in a row in the bench.
+                // published fe2o3-amqp 0.16.2's bug (see `attach`) can strike
+                // each new connection again, as it did twice in a row in the
+                // bench before the workspace patched it.
                 Err(SendError::Lost(_)) if reconnects < LOST_AT_ATTACH_REOPENS => {
                     reconnects += 1;
                     tracing::info!(
@@ -286,14 +287,15 @@ impl AmqpBackend {
     /// `create_batch` does, under the operation timeout. A connection lost
     /// on the way is [`SendError::Lost`]: nothing was sent yet.
     ///
-    /// That loss is not only the network's. fe2o3-amqp 0.16.2's client ends
-    /// its own connection when the namespace answers the detaches of the
-    /// `$cbs` links azure_core_amqp drops after a put-token before it
-    /// answers their session's end (the sandbox's test
-    /// `fe2o3_0_16_client_ends_its_connection_on_answers_to_dropped_links`),
-    /// and azure_messaging_eventhubs 0.16 does not retry the session begin
-    /// or link attach that follows: the first send on a fresh connection
-    /// failed with "Connection dropped: Connection must have been closed".
+    /// That loss was not only the network's: fe2o3-amqp 0.16.2 as published
+    /// ends its own connection when the namespace answers the detaches of
+    /// the `$cbs` links azure_core_amqp drops after a put-token, and
+    /// azure_messaging_eventhubs 0.16 does not retry the session begin or
+    /// link attach that follows ("Connection dropped: Connection must have
+    /// been closed" on the first send). The workspace builds a patched
+    /// fe2o3-amqp (vendor/README.md); an application that builds against
+    /// the published one still meets the bug, and a real network can still
+    /// drop a connection here, so the re-open stays.
     async fn attach<'p>(
         &self,
         producer: &'p ProducerClient,

@@ -394,8 +394,9 @@ async fn serve_session(
 /// namespace's answer is at least a network round trip away. azure_core_amqp
 /// drops its `$cbs` links and their session after each put-token, sending
 /// two detaches and an `end` at once; answers that overtake that `end`, as an
-/// in-process peer's do, make fe2o3-amqp 0.16.2's client end its whole
-/// connection (the test `fe2o3_0_16_client_ends_its_connection_on_answers_to_dropped_links`).
+/// in-process peer's do, made fe2o3-amqp 0.16.2's client end its whole
+/// connection (fixed by the workspace's patch, vendor/README.md; the test
+/// `answers_to_dropped_links_at_once_leave_the_clients_connection_open`).
 async fn serve_reply_link(
     mut sender: fe2o3_amqp::Sender,
     mut rx: mpsc::Receiver<Reply>,
@@ -1089,29 +1090,25 @@ mod tests {
     }
 
     /// The cause of a CI flake (the quickstart's first AMQP send failed
-    /// with "Connection dropped: Connection must have been closed"), pinned
-    /// on fe2o3-amqp 0.16.2's client: azure_core_amqp drops its two `$cbs`
-    /// links and their session after each put-token without a close
-    /// handshake; the sandbox answers each detach (AMQP 1.0 part 2.6.6);
-    /// fe2o3 0.16.2 takes each answer for a link it no longer holds as an
-    /// error, stops the session on the second, and then ends the whole
-    /// connection with `amqp:not-found` when the session's `end` arrives.
-    /// Here the answers are let in before the session ends (in the flake
-    /// they raced its end), which makes it certain.
+    /// with "Connection dropped: Connection must have been closed"):
+    /// azure_core_amqp drops its two `$cbs` links and their session after
+    /// each put-token without a close handshake; the sandbox answers each
+    /// detach (AMQP 1.0 part 2.6.6); fe2o3-amqp 0.16.2 as published takes
+    /// each answer for a link it no longer holds as an error, stops the
+    /// session on the second, and then ends the whole connection with
+    /// `amqp:not-found`. Here the answers come at once, which made it
+    /// certain (5 of 5 runs) before the fix.
     ///
-    /// Fixed upstream (fe2o3-amqp c323c042, "fix session teardown on
-    /// undeliverable detach", in 0.17.0, which azure_core_amqp 1.2.0-beta.1
-    /// does not accept). When this test fails, the client no longer has the
-    /// bug: the re-open on a connection lost before anything was sent
-    /// (crosstenant's `src/eventhubs/amqp.rs`) stays useful for real
-    /// connection losses, and this test can go.
+    /// The workspace builds fe2o3-amqp from `vendor/fe2o3-amqp` with the
+    /// upstream fix (c323c042, in 0.17.0, which azure_core_amqp
+    /// 1.2.0-beta.1 does not accept): see `vendor/README.md`. This test
+    /// fails without that patch.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn fe2o3_0_16_client_ends_its_connection_on_answers_to_dropped_links() {
-        // Answered at once, as an in-process peer would: the bug.
+    async fn answers_to_dropped_links_at_once_leave_the_clients_connection_open() {
         assert!(
-            dropped_cbs_links_close_the_connection(Duration::ZERO).await,
-            "fe2o3-amqp's client kept its connection after the detach answers: the bug is \
-             fixed; see this test's documentation"
+            !dropped_cbs_links_close_the_connection(Duration::ZERO).await,
+            "the client ended its connection on answers to detaches of links it had \
+             dropped: is the workspace's fe2o3-amqp patch (vendor/README.md) applied?"
         );
     }
 
