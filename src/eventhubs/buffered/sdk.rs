@@ -40,6 +40,8 @@ use azure_messaging_eventhubs::models::{EventData, MessageId};
 use azure_messaging_eventhubs::{
     BufferedProducerClient, EnqueueEventOptions, SendBatchFailedContext, SendBatchSucceededContext,
 };
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -55,13 +57,74 @@ struct Pending {
     enqueued: Instant,
 }
 
+/// The events outstanding under one message id: one, unless a caller
+/// reused an id (the sender gives every other event an id of its own), so
+/// the common case needs no queue.
+enum Held {
+    One(Pending),
+    Many(VecDeque<Pending>),
+}
+
+impl Held {
+    fn iter(&self) -> impl Iterator<Item = &Pending> {
+        let (one, many) = match self {
+            Held::One(p) => (Some(p), None),
+            Held::Many(q) => (None, Some(q.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn into_vec(self) -> Vec<Pending> {
+        match self {
+            Held::One(p) => vec![p],
+            Held::Many(q) => q.into(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// By message id; a queue because callers may reuse an id.
-    outstanding: HashMap<String, VecDeque<Pending>>,
+    /// By message id, oldest first.
+    outstanding: HashMap<String, Held>,
     count: usize,
     bytes: u64,
     closed: bool,
+}
+
+impl State {
+    /// Holds `p` under `id`, behind any event already held under it.
+    fn hold(&mut self, id: String, p: Pending) {
+        match self.outstanding.entry(id) {
+            Entry::Vacant(v) => {
+                v.insert(Held::One(p));
+            }
+            Entry::Occupied(mut o) => {
+                let held = std::mem::replace(o.get_mut(), Held::Many(VecDeque::new()));
+                let mut q = match held {
+                    Held::One(first) => VecDeque::from([first]),
+                    Held::Many(q) => q,
+                };
+                q.push_back(p);
+                *o.get_mut() = Held::Many(q);
+            }
+        }
+    }
+
+    /// Takes the oldest (or the newest) event held under `id`, with the id.
+    fn take(&mut self, id: &str, newest: bool) -> Option<(String, Pending)> {
+        if let Held::Many(q) = self.outstanding.get_mut(id)? {
+            if q.len() > 1 {
+                let p = if newest { q.pop_back() } else { q.pop_front() };
+                return p.map(|p| (id.to_owned(), p));
+            }
+        }
+        let (id, held) = self.outstanding.remove_entry(id)?;
+        held.into_vec().pop().map(|p| (id, p))
+    }
+
+    fn pending(&self) -> impl Iterator<Item = &Pending> {
+        self.outstanding.values().flat_map(Held::iter)
+    }
 }
 
 /// What the client's handlers and the sender's calls share.
@@ -87,19 +150,16 @@ impl Ledger {
     fn settle(&self, events: &[EventData], outcome: &Result<(), Error>) {
         {
             let mut st = self.lock();
+            // Reported under the state lock, so a close that finds nothing
+            // outstanding cannot end the stream before them.
+            let reports = self.reports();
             for e in events {
                 let id = message_id(e);
-                let pending = st.outstanding.get_mut(&id).and_then(VecDeque::pop_front);
-                if st.outstanding.get(&id).is_some_and(VecDeque::is_empty) {
-                    st.outstanding.remove(&id);
-                }
-                match pending {
-                    Some(p) => {
+                match st.take(&id, false) {
+                    Some((id, p)) => {
                         st.count -= 1;
                         st.bytes -= p.size;
-                        // Under the lock, so a close that finds nothing
-                        // outstanding cannot end the stream before it.
-                        self.report(id, p, outcome.clone());
+                        report(&reports, id, p, outcome.clone());
                     }
                     // Already reported: its client was given up on.
                     None => tracing::debug!(
@@ -112,17 +172,10 @@ impl Ledger {
         self.progress.notify_waiters();
     }
 
-    fn report(&self, message_id: String, p: Pending, outcome: Result<(), Error>) {
-        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = reports.as_ref() {
-            // The receiver may be gone: the caller chose not to read reports.
-            let _ = tx.send(DeliveryReport {
-                message_id,
-                partition_key: p.partition_key,
-                partition_id: p.partition_id,
-                outcome,
-            });
-        }
+    /// Where reports go; `None` once the stream has ended. Taken after the
+    /// state lock, never before it.
+    fn reports(&self) -> std::sync::MutexGuard<'_, Option<mpsc::UnboundedSender<DeliveryReport>>> {
+        self.reports.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn failed(&self, ctx: SendBatchFailedContext) {
@@ -144,19 +197,23 @@ impl Ledger {
         {
             let mut st = self.lock();
             let mut left = Vec::new();
-            for (id, q) in st.outstanding.iter_mut() {
-                let (gone, kept): (VecDeque<Pending>, VecDeque<Pending>) = q
-                    .drain(..)
+            st.outstanding.retain(|id, held| {
+                let all = std::mem::replace(held, Held::Many(VecDeque::new()));
+                let (gone, kept): (Vec<Pending>, Vec<Pending>) = all
+                    .into_vec()
+                    .into_iter()
                     .partition(|p| generation.is_none_or(|g| p.generation == g));
-                *q = kept;
                 left.extend(gone.into_iter().map(|p| (id.clone(), p)));
-            }
-            st.outstanding.retain(|_, q| !q.is_empty());
+                let keep = !kept.is_empty();
+                *held = Held::Many(kept.into());
+                keep
+            });
+            let reports = self.reports();
             for (id, p) in left {
                 st.count -= 1;
                 st.bytes -= p.size;
                 n += 1;
-                self.report(id, p, Err(Error::EventHubs(Box::new(error()))));
+                report(&reports, id, p, Err(Error::EventHubs(Box::new(error()))));
             }
         }
         self.progress.notify_waiters();
@@ -166,19 +223,16 @@ impl Ledger {
     /// Ends the stream: every report was given.
     fn end(&self) {
         let _st = self.lock();
-        self.reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.reports().take();
     }
 
     /// Whether an event of `generation` has waited longer than `limit`.
     fn stuck(&self, generation: u64, limit: Duration) -> bool {
         let st = self.lock();
-        st.outstanding
-            .values()
-            .flatten()
-            .any(|p| p.generation == generation && p.enqueued.elapsed() > limit)
+        let stuck = st
+            .pending()
+            .any(|p| p.generation == generation && p.enqueued.elapsed() > limit);
+        stuck
     }
 
     fn not_sent(&self, reason: String) -> Error {
@@ -197,12 +251,30 @@ impl Ledger {
     }
 }
 
-fn message_id(e: &EventData) -> String {
+/// Sends one report, unless the stream has ended. The receiver may be
+/// gone: the caller chose not to read reports.
+fn report(
+    to: &Option<mpsc::UnboundedSender<DeliveryReport>>,
+    message_id: String,
+    p: Pending,
+    outcome: Result<(), Error>,
+) {
+    if let Some(tx) = to {
+        let _ = tx.send(DeliveryReport {
+            message_id,
+            partition_key: p.partition_key,
+            partition_id: p.partition_id,
+            outcome,
+        });
+    }
+}
+
+fn message_id(e: &EventData) -> Cow<'_, str> {
     match e.message_id() {
-        Some(MessageId::String(s)) => s.clone(),
+        Some(MessageId::String(s)) => Cow::Borrowed(s),
         // Every event gets a string id before it is enqueued.
-        Some(other) => format!("{other:?}"),
-        None => String::new(),
+        Some(other) => Cow::Owned(format!("{other:?}")),
+        None => Cow::Borrowed(""),
     }
 }
 
@@ -262,50 +334,74 @@ impl SdkEngine {
     pub(super) async fn enqueue(&self, routed: Routed, wait: bool) -> Result<String, Error> {
         let ledger = &self.ledger;
         let opts = &ledger.options;
-        let id = routed.event.message_id.clone().unwrap_or_default();
-        loop {
-            let notified = ledger.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut st = ledger.lock();
-                if st.closed {
-                    return Err(ledger.not_sent("it is closed; enqueue on a new sender".into()));
-                }
-                if opts.fits(st.count, st.bytes, routed.size) {
-                    st.count += 1;
-                    st.bytes += routed.size;
-                    break;
-                }
-                if !wait {
-                    return Err(opts.full(&ledger.target.hub, st.count, st.bytes));
-                }
-            }
-            notified.await;
-        }
-        // The room is taken; the event is handed to the client under the
-        // read lock, so a recycle never gives up on a client that is still
-        // being handed an event (and never waits on one that waits for room).
-        let generation = self.current.read().await;
-        ledger
-            .lock()
-            .outstanding
-            .entry(id.clone())
-            .or_default()
-            .push_back(Pending {
-                size: routed.size,
-                partition_key: routed.partition_key.clone(),
-                partition_id: routed.partition_id.clone(),
-                generation: generation.n,
-                enqueued: Instant::now(),
-            });
+        let Routed {
+            event,
+            size,
+            partition_key,
+            partition_id,
+        } = routed;
+        let id = event.message_id.clone().unwrap_or_default();
         let options = EnqueueEventOptions {
-            partition_key: routed.partition_key.clone(),
-            partition_id: routed.partition_id.clone(),
+            partition_key: partition_key.clone(),
+            partition_id: partition_id.clone(),
         };
+        let mut pending = Pending {
+            size,
+            partition_key,
+            partition_id,
+            generation: 0,
+            enqueued: Instant::now(),
+        };
+        // The event is handed to the client under the client's read lock,
+        // so a recycle never gives up on a client that is still being handed
+        // an event. When there is room, it is taken and the event held in
+        // one step; otherwise the read lock is let go while waiting, so a
+        // recycle never waits on an enqueue that waits for room.
+        let mut generation = self.current.read().await;
+        let held = {
+            let mut st = ledger.lock();
+            if st.closed {
+                return Err(ledger.not_sent("it is closed; enqueue on a new sender".into()));
+            }
+            if opts.fits(st.count, st.bytes, size) {
+                st.count += 1;
+                st.bytes += size;
+                pending.generation = generation.n;
+                st.hold(id.clone(), pending);
+                None
+            } else if !wait {
+                return Err(opts.full(&ledger.target.hub, st.count, st.bytes));
+            } else {
+                Some(pending)
+            }
+        };
+        if let Some(mut pending) = held {
+            drop(generation);
+            loop {
+                let notified = ledger.progress.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let mut st = ledger.lock();
+                    if st.closed {
+                        return Err(ledger.not_sent("it is closed; enqueue on a new sender".into()));
+                    }
+                    if opts.fits(st.count, st.bytes, size) {
+                        st.count += 1;
+                        st.bytes += size;
+                        break;
+                    }
+                }
+                notified.await;
+            }
+            generation = self.current.read().await;
+            pending.generation = generation.n;
+            pending.enqueued = Instant::now();
+            ledger.lock().hold(id.clone(), pending);
+        }
         let result = generation
             .client
-            .enqueue_event(into_event_data(routed.event), Some(options))
+            .enqueue_event(into_event_data(event), Some(options))
             .await;
         drop(generation);
         match result {
@@ -315,11 +411,7 @@ impl SdkEngine {
                 // reported it).
                 {
                     let mut st = ledger.lock();
-                    let taken = st.outstanding.get_mut(&id).and_then(VecDeque::pop_back);
-                    if st.outstanding.get(&id).is_some_and(VecDeque::is_empty) {
-                        st.outstanding.remove(&id);
-                    }
-                    if let Some(p) = taken {
+                    if let Some((_, p)) = st.take(&id, true) {
                         st.count -= 1;
                         st.bytes -= p.size;
                     }
@@ -348,10 +440,8 @@ impl SdkEngine {
             notified.as_mut().enable();
             let any = {
                 let st = self.ledger.lock();
-                st.outstanding
-                    .values()
-                    .flatten()
-                    .any(|p| p.generation == generation)
+                let any = st.pending().any(|p| p.generation == generation);
+                any
             };
             if !any {
                 return;
@@ -502,5 +592,52 @@ async fn watch(engine: Weak<SdkEngine>) {
         } else if let Err(e) = engine.recycle().await {
             tracing::warn!(error = %e, "could not open a new buffered producer; trying again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(size: u64, generation: u64) -> Pending {
+        Pending {
+            size,
+            partition_key: None,
+            partition_id: Some(size.to_string()),
+            generation,
+            enqueued: Instant::now(),
+        }
+    }
+
+    /// A caller may reuse a message id: the events held under it come out
+    /// oldest first for outcomes, newest first for an enqueue that failed,
+    /// and the id is gone once the last one is taken.
+    #[test]
+    fn events_under_a_reused_id_are_taken_in_order_and_the_id_then_forgotten() {
+        let mut st = State::default();
+        st.hold("a".into(), pending(1, 0));
+        st.hold("b".into(), pending(9, 0));
+        st.hold("a".into(), pending(2, 0));
+        st.hold("a".into(), pending(3, 1));
+        assert_eq!(st.pending().count(), 4);
+        let sizes = |st: &State| {
+            let mut v: Vec<u64> = st.pending().map(|p| p.size).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(sizes(&st), [1, 2, 3, 9]);
+        let (id, p) = st.take("a", true).expect("newest");
+        assert_eq!((id.as_str(), p.size), ("a", 3));
+        let (id, p) = st.take("a", false).expect("oldest");
+        assert_eq!((id.as_str(), p.size), ("a", 1));
+        assert!(st.outstanding.contains_key("a"), "one is still held");
+        let (_, p) = st.take("a", false).expect("the last one");
+        assert_eq!(p.size, 2);
+        assert!(!st.outstanding.contains_key("a"), "the id is forgotten");
+        assert!(st.take("a", false).is_none());
+        assert!(st.take("unknown", false).is_none());
+        let (id, p) = st.take("b", false).expect("the only one");
+        assert_eq!((id.as_str(), p.size), ("b", 9));
+        assert!(st.outstanding.is_empty());
     }
 }
