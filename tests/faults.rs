@@ -29,12 +29,12 @@ use std::time::{Duration, Instant};
 
 const HUB: &str = "telemetry";
 
-/// AMQP stalls, as found by this suite. Most were fe2o3-amqp 0.16's settle
+/// AMQP stalls, as found by this suite. Most were fe2o3-amqp 0.16.2's settle
 /// race: its sender records a delivery as unsettled only after handing the
 /// transfer to the session, so the in-process sandbox's settlement could
-/// arrive first and be dropped. The sandbox now settles after a 2 ms stand-in
-/// for the round trip (`EventHubsSandbox::set_settle_delay`), and the 503,
-/// 500 and CBS-refusal suites run in CI. What remains: when the namespace
+/// arrive first and be dropped. The workspace builds fe2o3-amqp with that
+/// fixed (vendor/README.md), and the sandbox settles after a 10 ms stand-in
+/// for the round trip (`EventHubsSandbox::set_settle_delay`). What remains: when the namespace
 /// force-detaches a link (`Fault::Drop`) with a transfer in flight, the
 /// client never hears of that transfer again, and the call ends at the
 /// sender's operation timeout (`EventHubSenderBuilder::operation_timeout`,

@@ -733,16 +733,18 @@ impl EventHubsSandbox {
     /// Sets the pause before the AMQP listener settles a transfer or a CBS or
     /// management request (default [`DEFAULT_SETTLE_DELAY`], 10 ms).
     ///
-    /// A real namespace is at least a network round trip away. fe2o3-amqp
-    /// 0.16's sender records a delivery as unsettled only *after* handing its
-    /// transfer to the session, so an in-process peer that settles within
-    /// microseconds can beat it there when the sender's thread is
-    /// descheduled in between; the settlement is then dropped and the send
-    /// waits forever. The pause stands in for the round trip. 2 ms was not
-    /// enough on a 2-core machine under load: the fault suite stalled in one
-    /// run of five with a busy loop beside it, and in three of three with
-    /// two. With 10 ms: none in six runs with one busy loop, one in sixteen
-    /// with two. Zero turns it off (and brings that race back under load).
+    /// A real namespace is at least a network round trip away; the pause
+    /// stands in for it. It also narrows a race of fe2o3-amqp 0.16.2 as
+    /// published: its sender records a delivery as unsettled only *after*
+    /// handing the transfer to the session, so an in-process peer that
+    /// settles within microseconds can beat it there when the sender's
+    /// thread is descheduled in between; the settlement is dropped and the
+    /// send waits forever. 10 ms still lost one run in sixteen with two busy
+    /// loops beside it. This workspace builds fe2o3-amqp with that fixed
+    /// (vendor/README.md), and `tests/eventhubs.rs`
+    /// `amqp_settlements_that_arrive_at_once_are_not_lost` sets zero to
+    /// prove it; a client built on the published crate still needs the
+    /// pause. Zero turns it off.
     pub fn set_settle_delay(&self, delay: std::time::Duration) {
         self.state
             .settle_delay_micros
@@ -757,11 +759,10 @@ impl EventHubsSandbox {
     ///
     /// This is where a fresh connection was once lost in CI (the quickstart's
     /// first AMQP send failed with "Connection dropped: Connection must
-    /// have been closed"). fe2o3-amqp 0.16.2's client ends its own
+    /// have been closed"). fe2o3-amqp 0.16.2 as published ends its own
     /// connection there when the peer answers the detaches of the `$cbs`
-    /// links that azure_core_amqp drops after each put-token before it
-    /// answers their session's end, which the sandbox, like any peer, may
-    /// do. The live service closes connections too (Microsoft's
+    /// links that azure_core_amqp drops after each put-token (fixed in the
+    /// copy this workspace builds, vendor/README.md). The live service closes connections too (Microsoft's
     /// "Troubleshooting guide for Azure Service Bus", which Event Hubs
     /// shares: connections are closed by the service, e.g. when idle or
     /// during an update); `amqp:connection:forced` is AMQP 1.0's condition
