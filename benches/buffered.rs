@@ -266,9 +266,16 @@ fn compare(rt: &tokio::runtime::Runtime, world: &DemoWorld, transport: Transport
         format!(
             "{EVENTS} x 1 KB over {PARTITIONS} partitions, median of {ROUNDS} rounds: one \
              {BATCH}-event batch at a time = {o:.0} events/s, buffered = {b:.0} events/s, \
-             buffered/one-at-a-time = {:.2} (goal >= 3); opening the buffered sender took \
+             buffered/one-at-a-time = {:.2}{}; opening the buffered sender took \
              {opening:.2?} (once, outside the rounds)",
-            b / o
+            b / o,
+            // The issue's goal is over AMQP; over HTTPS the figure is
+            // reported (on loopback no network delay overlaps).
+            if transport == Transport::Amqp {
+                " (goal >= 3)"
+            } else {
+                " (figure only)"
+            }
         ),
     );
     if !raw.is_empty() {
