@@ -46,6 +46,13 @@ pub const AMQP_STALL: () = ();
 const SMALL_LIMIT: u64 = 4096;
 /// The AMQP operation timeout of the stall test: short, so CI runs it.
 const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// The AMQP operation timeout of every other test here: far below the
+/// default 60 s, so a stall still ends within the test's deadline, and
+/// long enough for a fresh connection's attach (TLS, a token from the
+/// identity provider, CBS put-token) on a 2-core machine under a load
+/// average of 12 to 17. 2 s was not: a whole-suite stress run timed out an
+/// attach in the rotation test that way, with nothing stuck.
+const LOADED_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Fails the test instead of hanging CI if a scenario stalls (see the AMQP
 /// operation deadline in `src/eventhubs/amqp.rs`).
@@ -105,14 +112,15 @@ async fn small_batch_sender(w: &World, ns: &str, transport: Transport) -> EventH
         .unwrap()
 }
 
-/// An AMQP sender like [`small_batch_sender`]'s with a 2 s operation
-/// timeout, so a force-detached link costs seconds, not a minute.
-async fn amqp_sender_short_timeout(w: &World, ns: &str) -> EventHubSender {
+/// An AMQP sender like [`small_batch_sender`]'s with an operation timeout
+/// of seconds ([`STALL_TIMEOUT`] or [`LOADED_TIMEOUT`]), so a
+/// force-detached link costs seconds, not a minute.
+async fn amqp_sender_timing_out_after(w: &World, ns: &str, timeout: Duration) -> EventHubSender {
     EventHubSender::builder(ns, HUB, fast_credential(w))
         .transport(Transport::Amqp)
         .endpoint(w.sandbox.eventhubs().amqp_endpoint().to_string())
         .max_message_size(SMALL_LIMIT)
-        .operation_timeout(STALL_TIMEOUT)
+        .operation_timeout(timeout)
         .open()
         .await
         .unwrap()
@@ -422,7 +430,7 @@ async fn amqp_mid_batch_detach_and_rejection_end_at_the_deadline_with_nothing_lo
         for fault in [Fault::Drop, Fault::RefuseToken] {
             let w = world().await;
             let ns = eventhubs_namespace(&w);
-            let sender = amqp_sender_short_timeout(&w, &ns).await;
+            let sender = amqp_sender_timing_out_after(&w, &ns, STALL_TIMEOUT).await;
             let tag = format!("amqp-{fault:?}");
             let mut ledger = Ledger::default();
             w.sandbox.faults().inject(Service::EventHubsAmqp, pass(), 1);
@@ -582,7 +590,7 @@ async fn a_connection_lost_before_the_sender_attaches_is_reopened_up_to_three_ti
         let tag = "lost-at-attach";
         let mut ledger = Ledger::default();
 
-        let sender = amqp_sender_short_timeout(&w, &ns).await;
+        let sender = amqp_sender_timing_out_after(&w, &ns, LOADED_TIMEOUT).await;
         let before = connections();
         eh.drop_connections_after_put_token(3);
         ledger
@@ -598,7 +606,7 @@ async fn a_connection_lost_before_the_sender_attaches_is_reopened_up_to_three_ti
 
         // Lost on every new connection as well: three re-opens only (a
         // fourth would succeed here), then a clear error, and nothing stored.
-        let sender = amqp_sender_short_timeout(&w, &ns).await;
+        let sender = amqp_sender_timing_out_after(&w, &ns, LOADED_TIMEOUT).await;
         let before = connections();
         eh.drop_connections_after_put_token(4);
         let tag2 = "lost-twice";
@@ -641,7 +649,7 @@ async fn tokens_expiring_during_a_run_lose_nothing_over_https_and_amqp() {
         let mut runs = Vec::new();
         for transport in [Transport::Https, Transport::Amqp] {
             let sender = if transport == Transport::Amqp {
-                amqp_sender_short_timeout(&w, &ns).await
+                amqp_sender_timing_out_after(&w, &ns, LOADED_TIMEOUT).await
             } else {
                 small_batch_sender(&w, &ns, transport).await
             };
@@ -820,7 +828,7 @@ async fn a_signing_key_rotation_is_survived_over_https_and_amqp() {
         let mut ledger = Ledger::default();
         let senders = [
             small_batch_sender(&w, &ns, Transport::Https).await,
-            amqp_sender_short_timeout(&w, &ns).await,
+            amqp_sender_timing_out_after(&w, &ns, LOADED_TIMEOUT).await,
         ];
         for (i, s) in senders.iter().enumerate() {
             ledger
@@ -939,7 +947,7 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
     w.sandbox.identity().set_token_lifetime(4);
 
     let result = tokio::time::timeout(deadline, async {
-        let amqp = amqp_sender_short_timeout(&w, &ns).await;
+        let amqp = amqp_sender_timing_out_after(&w, &ns, LOADED_TIMEOUT).await;
         let https = small_batch_sender(&w, &ns, Transport::Https).await;
         let agg = AggregatorClient::builder(api.url(), "api://secure-api", fast_credential(&w))
             .http_settings(fast_http(&w))
@@ -953,7 +961,7 @@ async fn soak_concurrent_sends_and_calls_under_random_faults_reconcile() {
             let w = w.clone();
             tokio::spawn(async move {
                 let eh = [status(503), status(500), Fault::Drop, Fault::RefuseToken];
-                // A Drop over AMQP costs the sender's 2 s operation timeout.
+                // A Drop over AMQP costs the sender's operation timeout.
                 let amqp = [status(503), status(500), Fault::Drop, Fault::RefuseToken];
                 let api = [status(503), status(401), status(500), Fault::Drop];
                 let identity = [status(503), status(500), Fault::Drop, status(429)];
