@@ -235,6 +235,20 @@ impl Ledger {
         stuck
     }
 
+    /// Takes room for an event of `size` bytes in `st`: `false` when there
+    /// is none yet, an error once the sender is closed.
+    fn take_room(&self, st: &mut State, size: u64) -> Result<bool, Error> {
+        if st.closed {
+            return Err(self.not_sent("it is closed; enqueue on a new sender".into()));
+        }
+        if !self.options.fits(st.count, st.bytes, size) {
+            return Ok(false);
+        }
+        st.count += 1;
+        st.bytes += size;
+        Ok(true)
+    }
+
     fn not_sent(&self, reason: String) -> Error {
         Error::EventHubs(Box::new(EventHubsError::NotSent {
             namespace: self.target.namespace.clone(),
@@ -360,12 +374,7 @@ impl SdkEngine {
         let mut generation = self.current.read().await;
         let held = {
             let mut st = ledger.lock();
-            if st.closed {
-                return Err(ledger.not_sent("it is closed; enqueue on a new sender".into()));
-            }
-            if opts.fits(st.count, st.bytes, size) {
-                st.count += 1;
-                st.bytes += size;
+            if ledger.take_room(&mut st, size)? {
                 pending.generation = generation.n;
                 st.hold(id.clone(), pending);
                 None
@@ -381,16 +390,8 @@ impl SdkEngine {
                 let notified = ledger.progress.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                {
-                    let mut st = ledger.lock();
-                    if st.closed {
-                        return Err(ledger.not_sent("it is closed; enqueue on a new sender".into()));
-                    }
-                    if opts.fits(st.count, st.bytes, size) {
-                        st.count += 1;
-                        st.bytes += size;
-                        break;
-                    }
+                if ledger.take_room(&mut ledger.lock(), size)? {
+                    break;
                 }
                 notified.await;
             }
