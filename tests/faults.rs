@@ -597,10 +597,12 @@ async fn a_connection_lost_before_the_sender_attaches_is_reopened_up_to_three_ti
             .send(&sender, events(tag, 6))
             .await
             .expect("three re-opens on new connections recover three lost ones");
-        // At least the re-open's. One more was seen once in a whole-suite
-        // stress run at load average 11 on 2 cores (its origin is not
-        // established; azure_messaging_eventhubs reconnects on its own in
-        // places), so the count is not pinned.
+        // At least the re-open's. One more was once seen in a whole-suite
+        // stress run at load average 11 on 2 cores: the sandbox counted a
+        // connection only after the AMQP open, so the first one could be
+        // counted after `before` was read (fixed: it counts before the
+        // open). The count is still not pinned: azure_messaging_eventhubs
+        // may reconnect on its own.
         assert!(connections() > before, "a new connection");
         reconcile(&w, &ns, tag, &ledger);
 
@@ -767,18 +769,30 @@ async fn slow_identity_answers_past_the_timeout_are_retried_then_given_up() {
             .build()
             .unwrap();
         let faults = w.sandbox.faults();
-        faults.inject(Service::Identity, Fault::Delay(Duration::from_secs(2)), 1);
+        // The answer is slower than any bound below: a client that waited
+        // for it, even once, fails them. The bounds leave seconds for a
+        // machine under load (1.5 s with a 2 s answer failed a stress run
+        // at a load average of 11 on 2 cores).
+        let slow = Duration::from_secs(4);
+        faults.inject(Service::Identity, Fault::Delay(slow), 1);
         let started = Instant::now();
         cred.token(EVENTHUBS_SCOPE).await.unwrap();
-        assert!(started.elapsed() < Duration::from_millis(1500));
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "one timed-out try and a retry: {took:?}"
+        );
         assert_eq!(identity_requests(&w), 2, "the slow try and one retry");
 
-        faults.inject_randomly(Service::Identity, Fault::Delay(Duration::from_secs(2)), 1.0);
+        faults.inject_randomly(Service::Identity, Fault::Delay(slow), 1.0);
         let started = Instant::now();
         let err = cred.token("api://other/.default").await.unwrap_err();
         let took = started.elapsed();
         faults.clear();
-        assert!(took < Duration::from_secs(3), "4 tries of 300 ms: {took:?}");
+        assert!(
+            took < Duration::from_millis(3500),
+            "4 tries of 300 ms: {took:?}"
+        );
         assert_eq!(identity_requests(&w), 2 + 4);
         assert!(err.is_transient(), "{err}");
         let text = err.to_string().to_ascii_lowercase();

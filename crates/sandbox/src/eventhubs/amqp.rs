@@ -246,6 +246,12 @@ where
     // Every performative the sandbox writes carries all its fields, as the
     // live service's do (see `performatives`).
     let io = super::performatives::FullPerformatives::new(io);
+    // Counted before the AMQP open, not after: the client goes on as soon as
+    // it reads the sandbox's `open`, which `accept` writes before it
+    // returns, so a count taken after could lag a connection the client
+    // already uses (a test reading the count just after its sender opened
+    // then saw that connection counted later, as if it were a re-open).
+    state.stats.amqp_connections.fetch_add(1, Ordering::Relaxed);
     let mut connection = match acceptor.accept(io).await {
         Ok(c) => c,
         Err(e) => {
@@ -253,7 +259,6 @@ where
             return;
         }
     };
-    state.stats.amqp_connections.fetch_add(1, Ordering::Relaxed);
     let conn = Arc::new(ConnState::default());
     // `handle-max` stated, not left to its default (which fe2o3 would send as
     // null and pyamqp reads as None, failing its first link with "'>=' not

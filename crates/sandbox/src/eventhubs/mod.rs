@@ -284,7 +284,9 @@ impl Denial {
 pub struct EventHubsStats {
     /// CBS put-token requests received.
     pub put_tokens: AtomicU64,
-    /// AMQP connections accepted.
+    /// AMQP connections accepted, counted once their transport (TCP, TLS or
+    /// WebSocket) is up and before the AMQP open, so a connection its client
+    /// has opened is always counted already.
     pub amqp_connections: AtomicU64,
     /// HTTPS send requests received.
     pub https_requests: AtomicU64,
