@@ -369,9 +369,19 @@ async fn redis_killed_paused_restarted_full_or_corrupted_never_fails_a_call() {
         .collect();
     let mut report = Vec::new();
 
+    let fallbacks =
+        || a.shared_cache_stats().unwrap().fallbacks + b.shared_cache_stats().unwrap().fallbacks;
     let healthy = both_ask(&world, &a, &b, &batches[0]).await;
     report.push(format!("healthy: {healthy}"));
-    assert!(healthy <= 20, "{healthy}");
+    // One request per scope for the fleet. A request beyond that must be a
+    // counted fallback: on a loaded machine a Redis call can outlast its
+    // 500 ms (a whole-suite stress run at load 11 on 2 cores saw 23 = 20 +
+    // 3 such), and the instance then asks Entra itself rather than wait.
+    let fell_back = fallbacks();
+    assert!(
+        healthy <= 20 + fell_back,
+        "{healthy} token requests for 20 scopes with {fell_back} fallbacks"
+    );
 
     redis.kill();
     let killed = both_ask(&world, &a, &b, &batches[1]).await;
