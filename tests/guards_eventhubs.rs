@@ -105,3 +105,89 @@ async fn a_single_event_of_exactly_the_size_limit_is_sent() {
     assert!(err.to_string().contains("2049"), "{err}");
     assert_eq!(w.sandbox.eventhubs().events(&ns, "telemetry").len(), 1);
 }
+
+/// Over HTTPS a batch is one JSON array, `[item,item,…]`, and the size limit
+/// applies to the whole request body and is inclusive, as for one event.
+/// With `max_message_size(2048)` an item is `{"Body":"…"}` (11 bytes + the
+/// body): two events whose bodies sum to 2023 bytes make a body of exactly
+/// 2048 bytes and go in one request; one byte more and they go in two. An
+/// item that alone fills a batch to exactly the limit (`[item]`, a 2035-byte
+/// body) is sent; one byte more is refused naming the event and the size the
+/// batch would have had, before any request. Kills the `>`/`+` mutants of
+/// `HttpsBackend::plan_batches`' two size checks and its accepted count.
+#[tokio::test]
+async fn a_batch_of_exactly_the_size_limit_is_one_request_and_one_byte_more_is_two() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let credential = w.credential();
+    let http = credential.http_settings().clone();
+    let s = crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
+        &ns,
+        "telemetry",
+        credential,
+    )
+    .http_settings(http)
+    .transport(Transport::Https)
+    .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
+    .max_message_size(2048)
+    .open()
+    .await
+    .unwrap();
+    let requests = || {
+        w.sandbox
+            .eventhubs()
+            .stats()
+            .https_requests
+            .load(Ordering::Relaxed)
+    };
+    let two = |a: usize, b: usize| vec![Event::new(vec![b'a'; a]), Event::new(vec![b'b'; b])];
+    let stored = || w.sandbox.eventhubs().events(&ns, "telemetry").len();
+
+    // 1 + (11 + 1000) + 1 + (11 + 1023) + 1 = 2048: one request.
+    let before = requests();
+    s.send_raw(two(1000, 1023), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        requests() - before,
+        1,
+        "a body of exactly the limit is one request"
+    );
+    assert_eq!(stored(), 2);
+
+    // One byte more: two requests, each event stored once.
+    let before = requests();
+    s.send_raw(two(1000, 1024), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(requests() - before, 2, "one byte over the limit is split");
+    assert_eq!(stored(), 4);
+
+    // An event that alone fills a batch to the limit: `[` + 2046 + `]`.
+    let before = requests();
+    s.send_raw(two(2035, 1), SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(requests() - before, 2);
+    assert_eq!(stored(), 6);
+
+    // One byte more cannot be sent in any batch: refused before any request,
+    // naming the event (index 0) and 2049 bytes.
+    let before = requests();
+    let err = s
+        .send_raw(two(2036, 1), SendOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::EventHubs(e) if matches!(
+                **e,
+                crosstenant::eventhubs::EventHubsError::TooLarge { index: 0, size: 2049, limit: 2048 }
+            )
+        ),
+        "{err}"
+    );
+    assert_eq!(requests(), before, "nothing is sent");
+    assert_eq!(stored(), 6, "nothing is half-sent");
+}

@@ -441,6 +441,34 @@ mod tests {
         assert!(cache.fresh(&["a"]).is_none());
     }
 
+    /// After a service's 401 only the refused token is dropped: a refusal
+    /// of an older token (one a concurrent caller already replaced) keeps
+    /// the current one, and the refused one is never served again.
+    #[tokio::test]
+    async fn only_the_refused_token_is_dropped_and_the_next_call_fetches_anew() {
+        let cache = Arc::new(TokenCache::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let get = |cache: Arc<TokenCache>| {
+            let fetches = fetches.clone();
+            async move {
+                cache
+                    .get(&["s"], move |_| async move {
+                        Ok(token(fetches.fetch_add(1, Ordering::SeqCst) + 1, 3600))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(get(cache.clone()).await.token.secret(), "token-1");
+        assert!(!cache.invalidate(&["s"], "token-0"), "not the cached token");
+        assert_eq!(get(cache.clone()).await.token.secret(), "token-1", "kept");
+        assert!(cache.invalidate(&["s"], "token-1"));
+        assert!(cache.fresh(&["s"]).is_none());
+        assert_eq!(get(cache.clone()).await.token.secret(), "token-2");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        assert!(!cache.invalidate(&["s"], "token-1"), "already dropped");
+    }
+
     #[test]
     fn refresh_starts_at_half_life_and_precedes_the_amqp_authorizer() {
         let now = Instant::now();

@@ -494,3 +494,40 @@ async fn sovereign_clouds_ask_for_their_own_token_exchange_audience() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_partner_app_counts_each_time_its_source_is_asked_and_none_for_a_secret() {
+    // An opaque assertion is never cached: each token request asks the
+    // source again, and the app's counter says so.
+    let fake = FakeTransport::new(vec![token_for(OWNER, "x")]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = PartnerApp::builder()
+        .client_id(CLIENT)
+        .client_assertion(counting_callback(calls.clone(), || "opaque".into()))
+        .check_audience(false)
+        .http_settings(settings(fake.clone()))
+        .build()
+        .unwrap();
+    let owner = app.credential(OWNER).unwrap();
+    owner.token("api://a/.default").await.unwrap();
+    owner.token("api://b/.default").await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(app.assertion_fetches(), 2);
+
+    // A secret has no source to ask and no assertion to describe.
+    let app = PartnerApp::builder()
+        .client_id(CLIENT)
+        .client_secret("not-a-real-secret")
+        .check_audience(false)
+        .http_settings(settings(fake))
+        .build()
+        .unwrap();
+    app.credential(OWNER)
+        .unwrap()
+        .token("api://a/.default")
+        .await
+        .unwrap();
+    assert_eq!(app.assertion_fetches(), 0);
+    assert!(app.federated_assertion().await.unwrap().is_none());
+    assert_eq!(app.proof(), super::ProofKind::ClientSecret);
+}
