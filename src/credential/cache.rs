@@ -266,6 +266,17 @@ impl TokenCache {
             .is_some_and(|t| now < t)
     }
 
+    /// How long the refresh of `scopes` is still backing off, if it is.
+    #[cfg(test)]
+    fn backing_off_now(&self, scopes: &[&str]) -> Option<Duration> {
+        let entry = self.entry(scopes);
+        let until = *entry
+            .retry_refresh_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        until.and_then(|t| t.checked_duration_since(Instant::now()))
+    }
+
     fn back_off(entry: &Entry) {
         let left = entry
             .slot
@@ -439,6 +450,67 @@ mod tests {
         assert!(cache.fresh(&["a b"]).is_some());
         assert!(cache.fresh(&["ab"]).is_none());
         assert!(cache.fresh(&["a"]).is_none());
+    }
+
+    /// A failed background refresh backs off for an eighth of the token's
+    /// remaining life (at least 0.5 s, at most 30 s), so a short-lived
+    /// token is tried again well before it stops being served, and callers
+    /// never wait for a token request. A 12 s token is refreshed from 6 s
+    /// and served until 9 s: failing at about 6.2 s, it is tried again
+    /// after about 0.7 s, inside the window.
+    #[tokio::test]
+    async fn a_failed_background_refresh_is_tried_again_after_an_eighth_of_the_life_left() {
+        let cache = TokenCache::default();
+        cache
+            .get(&["s"], |_| async { Ok(token(1, 12)) })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(6200)).await;
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let f = fetches.clone();
+        let served = cache
+            .get(&["s"], move |_| async move {
+                f.fetch_add(1, Ordering::SeqCst);
+                Err(Error::WrongTenant {
+                    expected: "a".into(),
+                    actual: "b".into(),
+                    client_id: "c".into(),
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(served.token.secret(), "token-1", "served while refreshing");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while fetches.load(Ordering::SeqCst) == 0 || cache.backing_off_now(&["s"]).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the background refresh never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let backoff = cache.backing_off_now(&["s"]).unwrap_or_default();
+        assert!(
+            backoff <= Duration::from_millis(800),
+            "an eighth of the ~5.8 s left, not more: {backoff:?}"
+        );
+        tokio::time::sleep(backoff + Duration::from_millis(100)).await;
+        let f = fetches.clone();
+        cache
+            .get(&["s"], move |_| async move {
+                f.fetch_add(1, Ordering::SeqCst);
+                Ok(token(2, 3600))
+            })
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while cache.fresh(&["s"]).map(|t| t.token.secret().to_string()) != Some("token-2".into()) {
+            assert!(
+                Instant::now() < deadline,
+                "not tried again after the backoff"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     /// After a service's 401 only the refused token is dropped: a refusal
