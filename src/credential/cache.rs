@@ -513,6 +513,44 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
+    /// Callers that arrive while a token request is in flight wait for it
+    /// and share its answer, a refusal too: during an Entra outage a burst
+    /// of callers with nothing cached makes one request, not one each.
+    #[tokio::test]
+    async fn callers_waiting_on_a_refused_token_request_share_its_error() {
+        let cache = Arc::new(TokenCache::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                let f = fetches.clone();
+                tokio::spawn(async move {
+                    cache
+                        .get(&["s"], move |_| async move {
+                            f.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            Err::<AccessToken, _>(Error::WrongTenant {
+                                expected: "a".into(),
+                                actual: "b".into(),
+                                client_id: "c".into(),
+                            })
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            let err = t.await.unwrap().unwrap_err();
+            assert!(matches!(err, Error::WrongTenant { .. }), "{err}");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "one request for all");
+        // A caller after the failure asks again.
+        cache
+            .get(&["s"], |_| async { Ok(token(1, 3600)) })
+            .await
+            .unwrap();
+    }
+
     /// After a service's 401 only the refused token is dropped: a refusal
     /// of an older token (one a concurrent caller already replaced) keeps
     /// the current one, and the refused one is never served again.
