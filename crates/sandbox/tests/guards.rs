@@ -346,3 +346,49 @@ async fn a_write_needs_the_api_write_role() {
         "the control write is served: {status} {body}"
     );
 }
+
+/// A partition id names one of the hub's partitions, `0` to `count - 1`
+/// (the demo hub has 4): the last one is accepted, and `4`, a negative or a
+/// non-numeric id are refused with 400 and nothing stored, as the service
+/// refuses a partition the hub does not have (Event Hubs REST API, "Send
+/// partition event"). Kills the `<` → `<=` mutant of `check_partition`.
+#[tokio::test]
+async fn a_partition_the_hub_does_not_have_is_refused_and_the_last_one_accepted() {
+    let world = DemoWorld::start().await.expect("sandbox starts");
+    let resource = EVENTHUBS_SCOPE.trim_end_matches("/.default");
+    let token = minted(&world, &world.owner.id, resource, &[]);
+    let send = |partition: &'static str| {
+        let world = &world;
+        let token = &token;
+        async move {
+            let url = world
+                .sandbox
+                .eventhubs()
+                .https_endpoint()
+                .join(&format!(
+                    "{HUB}/partitions/{partition}/messages?timeout=60&api-version=2014-01"
+                ))
+                .expect("URL");
+            client(world)
+                .post(url)
+                .header("authorization", format!("Bearer {token}"))
+                .header("host", world.namespace.as_str())
+                .header(
+                    "content-type",
+                    "application/atom+xml;type=entry;charset=utf-8",
+                )
+                .body(format!("to-{partition}"))
+                .send()
+                .await
+                .expect("the namespace answers")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(send("3").await, 201);
+    assert!(stored(&world, "to-3"));
+    for bad in ["4", "-1", "x"] {
+        assert_eq!(send(bad).await, 400, "partition {bad}");
+        assert!(!stored(&world, &format!("to-{bad}")), "partition {bad}");
+    }
+}
