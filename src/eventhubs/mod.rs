@@ -731,6 +731,44 @@ mod tests {
             .to_string();
         assert!(err.contains("loopback"), "{err}");
         assert!(check_endpoint("http://127.0.0.1:1", Transport::Https).is_err());
+        // Loopback by name and as an IPv6 literal (plain AMQP keeps IP
+        // literals as opaque host names).
+        for local in ["amqp://localhost:5672", "amqp://[::1]:5672"] {
+            assert!(check_endpoint(local, Transport::Amqp).is_ok(), "{local}");
+        }
+        // AMQP over WebSockets: wss, or https as the SDK's custom endpoint
+        // form; never amqps or plain ws.
+        for ok in [
+            "wss://proxy.example.com/$servicebus/websocket",
+            "https://proxy.example.com",
+        ] {
+            assert!(
+                check_endpoint(ok, Transport::AmqpWebSockets).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["ws://127.0.0.1:80", "amqps://proxy.example.com:5671"] {
+            assert!(
+                check_endpoint(bad, Transport::AmqpWebSockets).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// The hub name goes into request paths: only an Event Hub's characters
+    /// (letters, digits, `-`, `_`, `.`), 1 to 256 of them, so a name can
+    /// never add a path segment or a query.
+    #[test]
+    fn hub_names_are_event_hub_names_only() {
+        let longest = "h".repeat(256);
+        for ok in ["telemetry", "a-b_c.d", longest.as_str()] {
+            assert!(check_hub(ok).is_ok(), "{ok}");
+        }
+        let too_long = "h".repeat(257);
+        for bad in ["", "a/b", "../x", "a?b=1", "a b", "a#b", too_long.as_str()] {
+            let err = check_hub(bad).unwrap_err().to_string();
+            assert!(err.contains("hub"), "{bad}: {err}");
+        }
     }
 
     #[test]
