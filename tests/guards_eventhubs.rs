@@ -191,3 +191,76 @@ async fn a_batch_of_exactly_the_size_limit_is_one_request_and_one_byte_more_is_t
     assert_eq!(requests(), before, "nothing is sent");
     assert_eq!(stored(), 6, "nothing is half-sent");
 }
+
+/// In an HTTPS batch each event carries its own application properties
+/// (`UserProperties`) and message id (`BrokerProperties.MessageId`), and an
+/// event without properties carries none. Kills `delete !` in
+/// `HttpsBackend::plan_batches`, which sent the properties only when there
+/// were none.
+#[tokio::test]
+async fn each_event_of_an_https_batch_keeps_its_own_properties() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let s = sender::<serde_json::Value>(&w, &ns, w.credential(), Transport::Https)
+        .await
+        .unwrap();
+    s.send_raw(
+        vec![
+            Event::new("with")
+                .with_property("site", "lyon")
+                .with_message_id("m-with"),
+            Event::new("without").with_message_id("m-without"),
+        ],
+        SendOptions::default(),
+    )
+    .await
+    .unwrap();
+    let stored = w.sandbox.eventhubs().events(&ns, "telemetry");
+    let by_body = |b: &str| {
+        stored
+            .iter()
+            .find(|e| e.body_text() == Some(b))
+            .unwrap_or_else(|| panic!("{b} stored"))
+    };
+    let with = by_body("with");
+    assert_eq!(
+        with.properties.get("site").map(String::as_str),
+        Some("lyon")
+    );
+    assert_eq!(with.message_id.as_deref(), Some("m-with"));
+    let without = by_body("without");
+    assert!(without.properties.is_empty(), "{:?}", without.properties);
+    assert_eq!(without.message_id.as_deref(), Some("m-without"));
+}
+
+/// The builder's lower bounds are inclusive: a 1 s operation timeout and a
+/// 1,024-byte message size are accepted, just below is refused naming the
+/// setting. Kills the `<` → `<=` mutants of `EventHubSenderBuilder::open`.
+#[tokio::test]
+async fn the_smallest_operation_timeout_and_message_size_are_accepted() {
+    let w = world().await;
+    let ns = eventhubs_namespace(&w);
+    let open = |timeout: std::time::Duration, size: u64| {
+        let credential = w.credential();
+        let http = credential.http_settings().clone();
+        crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
+            &ns,
+            "telemetry",
+            credential,
+        )
+        .http_settings(http)
+        .transport(Transport::Https)
+        .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
+        .operation_timeout(timeout)
+        .max_message_size(size)
+        .open()
+    };
+    let second = std::time::Duration::from_secs(1);
+    open(second, 1024).await.expect("1 s and 1024 bytes");
+    let err = open(second - std::time::Duration::from_millis(1), 1024)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("operation_timeout"), "{err}");
+    let err = open(second, 1023).await.unwrap_err();
+    assert!(err.to_string().contains("max_message_size"), "{err}");
+}
