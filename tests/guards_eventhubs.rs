@@ -9,6 +9,31 @@ use common::{eventhubs_namespace, sender, world};
 use crosstenant::eventhubs::{Event, SendOptions, Transport};
 use crosstenant::Error;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// An HTTPS sender on the sandbox's endpoint with the given operation
+/// timeout and message size limit.
+async fn https_sender(
+    w: &common::World,
+    ns: &str,
+    timeout: Duration,
+    max_message_size: u64,
+) -> Result<crosstenant::eventhubs::EventHubSender<serde_json::Value>, Error> {
+    let credential = w.credential();
+    let http = credential.http_settings().clone();
+    crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
+        ns,
+        "telemetry",
+        credential,
+    )
+    .http_settings(http)
+    .transport(Transport::Https)
+    .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
+    .operation_timeout(timeout)
+    .max_message_size(max_message_size)
+    .open()
+    .await
+}
 
 /// A partition key is 1 to 128 characters without control characters (the
 /// Event Hubs limit; over HTTPS it travels in the `BrokerProperties`
@@ -81,20 +106,9 @@ async fn a_single_event_over_https_keeps_its_partition_key() {
 async fn a_single_event_of_exactly_the_size_limit_is_sent() {
     let w = world().await;
     let ns = eventhubs_namespace(&w);
-    let credential = w.credential();
-    let http = credential.http_settings().clone();
-    let s = crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
-        &ns,
-        "telemetry",
-        credential,
-    )
-    .http_settings(http)
-    .transport(Transport::Https)
-    .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
-    .max_message_size(2048)
-    .open()
-    .await
-    .unwrap();
+    let s = https_sender(&w, &ns, Duration::from_secs(60), 2048)
+        .await
+        .unwrap();
     s.send_raw(vec![Event::new(vec![b'a'; 2048])], SendOptions::default())
         .await
         .unwrap();
@@ -119,20 +133,9 @@ async fn a_single_event_of_exactly_the_size_limit_is_sent() {
 async fn a_batch_of_exactly_the_size_limit_is_one_request_and_one_byte_more_is_two() {
     let w = world().await;
     let ns = eventhubs_namespace(&w);
-    let credential = w.credential();
-    let http = credential.http_settings().clone();
-    let s = crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
-        &ns,
-        "telemetry",
-        credential,
-    )
-    .http_settings(http)
-    .transport(Transport::Https)
-    .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
-    .max_message_size(2048)
-    .open()
-    .await
-    .unwrap();
+    let s = https_sender(&w, &ns, Duration::from_secs(60), 2048)
+        .await
+        .unwrap();
     let requests = || {
         w.sandbox
             .eventhubs()
@@ -240,27 +243,14 @@ async fn each_event_of_an_https_batch_keeps_its_own_properties() {
 async fn the_smallest_operation_timeout_and_message_size_are_accepted() {
     let w = world().await;
     let ns = eventhubs_namespace(&w);
-    let open = |timeout: std::time::Duration, size: u64| {
-        let credential = w.credential();
-        let http = credential.http_settings().clone();
-        crosstenant::eventhubs::EventHubSender::<serde_json::Value>::builder(
-            &ns,
-            "telemetry",
-            credential,
-        )
-        .http_settings(http)
-        .transport(Transport::Https)
-        .endpoint(w.sandbox.eventhubs().https_endpoint().to_string())
-        .operation_timeout(timeout)
-        .max_message_size(size)
-        .open()
-    };
-    let second = std::time::Duration::from_secs(1);
-    open(second, 1024).await.expect("1 s and 1024 bytes");
-    let err = open(second - std::time::Duration::from_millis(1), 1024)
+    let second = Duration::from_secs(1);
+    https_sender(&w, &ns, second, 1024)
+        .await
+        .expect("1 s and 1024 bytes");
+    let err = https_sender(&w, &ns, second - Duration::from_millis(1), 1024)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("operation_timeout"), "{err}");
-    let err = open(second, 1023).await.unwrap_err();
+    let err = https_sender(&w, &ns, second, 1023).await.unwrap_err();
     assert!(err.to_string().contains("max_message_size"), "{err}");
 }

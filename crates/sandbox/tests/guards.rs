@@ -225,9 +225,15 @@ fn minted(world: &DemoWorld, tenant: &str, aud: &str, roles: &[&str]) -> String 
 
 /// Sends one event to the demo hub over HTTPS with `token`; the status.
 async fn send_https(world: &DemoWorld, token: &str, body: &str) -> u16 {
+    send_https_to(world, &format!("{HUB}/messages"), token, body).await
+}
+
+/// Sends one event to `path` (under the namespace) over HTTPS with
+/// `token`; the status.
+async fn send_https_to(world: &DemoWorld, path: &str, token: &str, body: &str) -> u16 {
     let endpoint = world.sandbox.eventhubs().https_endpoint();
     let url = endpoint
-        .join(&format!("{HUB}/messages?timeout=60&api-version=2014-01"))
+        .join(&format!("{path}?timeout=60&api-version=2014-01"))
         .expect("URL");
     client(world)
         .post(url)
@@ -358,32 +364,10 @@ async fn a_partition_the_hub_does_not_have_is_refused_and_the_last_one_accepted(
     let resource = EVENTHUBS_SCOPE.trim_end_matches("/.default");
     let token = minted(&world, &world.owner.id, resource, &[]);
     let send = |partition: &'static str| {
-        let world = &world;
-        let token = &token;
-        async move {
-            let url = world
-                .sandbox
-                .eventhubs()
-                .https_endpoint()
-                .join(&format!(
-                    "{HUB}/partitions/{partition}/messages?timeout=60&api-version=2014-01"
-                ))
-                .expect("URL");
-            client(world)
-                .post(url)
-                .header("authorization", format!("Bearer {token}"))
-                .header("host", world.namespace.as_str())
-                .header(
-                    "content-type",
-                    "application/atom+xml;type=entry;charset=utf-8",
-                )
-                .body(format!("to-{partition}"))
-                .send()
-                .await
-                .expect("the namespace answers")
-                .status()
-                .as_u16()
-        }
+        let path = format!("{HUB}/partitions/{partition}/messages");
+        let body = format!("to-{partition}");
+        let (world, token) = (&world, &token);
+        async move { send_https_to(world, &path, token, &body).await }
     };
     assert_eq!(send("3").await, 201);
     assert!(stored(&world, "to-3"));
