@@ -652,6 +652,19 @@ mod tests {
             "X-Secondary-Token",
         );
         assert!(err.contains("api_base_url"), "{err}");
+        // Each part a base URL must not have is refused on its own: a
+        // fragment, a user name, a password (credentials in the URL would
+        // travel beside the tokens), and text that is no URL at all.
+        for url in [
+            "https://api.example.com/#top",
+            "https://partner@api.example.com/",
+            "https://:hunter2@api.example.com/",
+            "api.example.com",
+        ] {
+            let err = build(url, "api://x", "X-Secondary-Token");
+            assert!(err.contains("api_base_url"), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
         let err = build("https://api.example.com", "not a uri", "X-Secondary-Token");
         assert!(
             err.contains("api_app_id_uri") && err.contains("not a uri"),

@@ -507,6 +507,52 @@ mod tests {
     }
 
     #[test]
+    fn a_password_in_a_url_is_never_shown_and_the_rest_is_kept() {
+        for (given, shown) in [
+            (
+                "https://partner:hunter2@api.example.com/v1",
+                "https://partner:<redacted>@api.example.com/v1",
+            ),
+            (
+                "https://:hunter2@api.example.com",
+                "https://:<redacted>@api.example.com",
+            ),
+            // Not a URL the url crate reads: a `/` and an `@` in the password.
+            (
+                "amqps://user:hun/ter@2@ns.servicebus.windows.net",
+                "amqps://user:<redacted>@ns.servicebus.windows.net",
+            ),
+            // Several hosts, as Redis Sentinel URLs have.
+            (
+                "redis+sentinel://:hunter2@h1:26379,h2:26379/mymaster",
+                "redis+sentinel://:<redacted>@h1:26379,h2:26379/mymaster",
+            ),
+        ] {
+            let e = InvalidInput::new("endpoint", given, "fix");
+            assert_eq!(e.value, shown, "{given}");
+            assert!(!e.to_string().contains("hunter"), "{e}");
+        }
+        // A password and an `@` in the path: more is hidden, never less.
+        for given in [
+            "https://partner:hunter2@api.example.com/p@v1",
+            "https://partner:hunter2@api.example.com:bad/",
+        ] {
+            let e = InvalidInput::new("endpoint", given, "fix");
+            assert!(!e.to_string().contains("hunter"), "{e}");
+        }
+        // No password: shown as given, not normalized.
+        for given in [
+            "https://partner@api.example.com",
+            "http://api.example.com:8080/p@v1",
+            "user@contoso.com",
+            "contoso.onmicrosoft.com",
+        ] {
+            let e = InvalidInput::new("endpoint", given, "fix");
+            assert_eq!(e.value, given);
+        }
+    }
+
+    #[test]
     fn crate_error_survives_the_trip_through_azure_core() {
         let ours = Error::WrongTenant {
             expected: "a".into(),
