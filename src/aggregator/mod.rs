@@ -688,8 +688,18 @@ mod tests {
         assert_eq!(api.api_scope(), "api://secure-api/.default");
         assert_eq!(api.api_base_url().as_str(), "https://api.example.com/base/");
         assert_eq!(api.secondary_token_header(), "X-Secondary-Token");
+        // Debug shows what a support case needs (where, which scope and
+        // header, whose credential), and never the secret.
         let debug = format!("{api:?}");
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
+        for shown in [
+            "https://api.example.com/base/",
+            "api://secure-api/.default",
+            "X-Secondary-Token",
+            "00001111-aaaa-2222-bbbb-3333cccc4444",
+        ] {
+            assert!(debug.contains(shown), "{shown} in {debug}");
+        }
         let handle = api.on_behalf_of("api://clientXYZ").unwrap();
         assert!(handle.is_on_behalf_of());
         assert_eq!(

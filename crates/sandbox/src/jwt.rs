@@ -621,6 +621,70 @@ mod tests {
     }
 
     #[test]
+    fn a_client_assertion_is_read_up_to_the_size_limit_and_refused_one_byte_over() {
+        use base64::Engine as _;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        // A token of exactly `len` bytes: header, a small payload, and a
+        // signature segment (not decoded here) filling the rest.
+        let token_of = |len: usize| {
+            let head = format!("{}.{}.", b64(br#"{"alg":"RS256"}"#), b64(br#"{"p":1}"#));
+            format!("{head}{}", "A".repeat(len - head.len()))
+        };
+        let at_limit = token_of(MAX_TOKEN_LEN);
+        assert_eq!(at_limit.len(), MAX_TOKEN_LEN);
+        assert!(unverified_claims(&at_limit).is_ok());
+        let over = token_of(MAX_TOKEN_LEN + 1);
+        assert_eq!(over.len(), MAX_TOKEN_LEN + 1);
+        assert!(
+            unverified_claims(&over).is_err_and(|e| e.contains("larger than")),
+            "{:?}",
+            unverified_claims(&over).map(|_| ())
+        );
+        // The same limit for an access token, before any key is looked up.
+        let issuer = TokenIssuer::new().unwrap();
+        assert_eq!(
+            issuer.verify(&over, &["x"], 0),
+            Err(TokenRejection::Malformed("too large".into()))
+        );
+        assert!(!matches!(
+            issuer.verify(&at_limit, &["x"], 0),
+            Err(TokenRejection::Malformed(m)) if m == "too large"
+        ));
+    }
+
+    #[test]
+    fn each_published_key_has_a_certificate_valid_now_for_years_named_by_its_thumbprint() {
+        use base64::Engine as _;
+        let issuer = TokenIssuer::new().unwrap();
+        let jwks = issuer.jwks();
+        let jwk = &jwks.keys[0];
+        let chain = jwk.common.x509_chain.as_ref().expect("x5c");
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&chain[0])
+            .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let now = now_secs();
+        let (from, until) = (
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        );
+        // "Signing key rollover": Entra's signing certificates are valid for
+        // years; one not valid yet or about to lapse is not one it publishes.
+        assert!(from <= now - 3600, "not before {from}, now {now}");
+        assert!(
+            until - now > 4 * 365 * 86_400,
+            "not after {until}, now {now}"
+        );
+        let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+        let thumb = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha1);
+        assert_eq!(jwk.common.key_id.as_deref(), Some(thumb.as_str()));
+        assert_eq!(
+            jwk.common.x509_sha1_fingerprint.as_deref(),
+            Some(thumb.as_str())
+        );
+    }
+
+    #[test]
     fn rotation_keeps_old_tokens_valid_until_the_old_key_is_retired() {
         let issuer = TokenIssuer::new().unwrap();
         let old = issuer.sign(&claims("x", 60)).unwrap();
