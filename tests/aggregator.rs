@@ -200,6 +200,15 @@ async fn a_write_with_a_read_only_grant_gets_403_with_its_reason() {
         .unwrap_err();
     let agg_err = err.as_aggregator().expect("an aggregator error");
     assert!(matches!(agg_err, AggregatorError::Forbidden { .. }));
+    // The message says whose call it was: the aggregator's, on behalf of
+    // the client whose grant fell short.
+    assert!(
+        err.to_string().contains("PUT https://")
+            && err
+                .to_string()
+                .contains("(on behalf of client clientXYZ) with 403 Forbidden"),
+        "{err}"
+    );
     let reason = agg_err.forbid_reason().unwrap();
     assert!(
         reason.contains("clientXYZ.Write") && reason.contains("clientXYZ.Read"),

@@ -702,6 +702,11 @@ mod tests {
         }
         let handle = api.on_behalf_of("api://clientXYZ").unwrap();
         assert!(handle.is_on_behalf_of());
+        let debug = format!("{handle:?}");
+        assert!(
+            debug.contains("clientXYZ") && debug.contains("api://clientXYZ/.default"),
+            "{debug}"
+        );
         assert_eq!(
             handle.url("data").unwrap().as_str(),
             "https://api.example.com/base/api/clientXYZ/data"

@@ -607,7 +607,9 @@ mod tests {
             assert!(
                 matches!(
                     issuer.verify(&tampered, &["x"], 0),
-                    Err(TokenRejection::InvalidSignature(_) | TokenRejection::Malformed(_))
+                    // 40103, not 40105: the token is well formed, its
+                    // signature is what fails.
+                    Err(TokenRejection::InvalidSignature(_))
                 ),
                 "cache {cache}"
             );
@@ -682,6 +684,20 @@ mod tests {
             jwk.common.x509_sha1_fingerprint.as_deref(),
             Some(thumb.as_str())
         );
+    }
+
+    #[test]
+    fn clock_skew_extends_both_ends_of_a_tokens_life_by_the_leeway_only() {
+        let issuer = TokenIssuer::new().unwrap();
+        let expired = issuer.sign(&claims("x", -30)).unwrap();
+        let mut early = claims("x", 600);
+        early.nbf = now_secs() + 30;
+        let early = issuer.sign(&early).unwrap();
+        for t in [&expired, &early] {
+            assert_eq!(issuer.verify(t, &["x"], 0), Err(TokenRejection::Expired));
+            assert_eq!(issuer.verify(t, &["x"], 10), Err(TokenRejection::Expired));
+            assert!(issuer.verify(t, &["x"], 60).is_ok());
+        }
     }
 
     #[test]
