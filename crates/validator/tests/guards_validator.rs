@@ -29,3 +29,31 @@ async fn a_token_of_exactly_the_size_limit_is_read_and_one_byte_more_is_not() {
         other => panic!("expected TooLarge over the limit, got {other:?}"),
     }
 }
+
+/// Mapping a method again replaces what it needed before, so an API can
+/// tighten a default: after `.method(GET, Write)`, a read-only grant no
+/// longer reads. Other methods keep their defaults, and a method never
+/// mapped is refused. Kills `replace != with == in ValidatorBuilder::method`
+/// (which kept the old mapping first, so GET stayed a read) and the
+/// builder's empty `Debug`.
+#[tokio::test]
+async fn mapping_a_method_again_replaces_its_default_and_keeps_the_others() {
+    use crosstenant_validator::Access;
+    use http::Method;
+    let world = World::start().await;
+    // The builder's Debug names the tenant it accepts (and nothing secret:
+    // it holds none).
+    let debug = format!("{:?}", world.builder());
+    assert!(debug.contains(&world.w.owner.id), "{debug}");
+    let v = world
+        .builder()
+        .method(Method::GET, Access::Write)
+        .method(Method::POST, Access::Read)
+        .build()
+        .expect("validator");
+    assert_eq!(v.access_for(&Method::GET), Some(Access::Write));
+    assert_eq!(v.access_for(&Method::POST), Some(Access::Read));
+    assert_eq!(v.access_for(&Method::HEAD), Some(Access::Read));
+    assert_eq!(v.access_for(&Method::PUT), Some(Access::Write));
+    assert_eq!(v.access_for(&Method::DELETE), None);
+}
