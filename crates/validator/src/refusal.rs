@@ -320,4 +320,19 @@ mod tests {
         assert_eq!(resp.status(), 401);
         assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
     }
+
+    #[test]
+    fn a_route_without_a_client_is_the_apis_own_mistake_500_not_a_refusal_of_the_caller() {
+        let r = Refusal::NoClientInRoute {
+            param: "client".into(),
+        };
+        // Not 403: the caller did nothing wrong, and a 403 would send the
+        // partner looking for a role that would not help.
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.body()["error"], "server_error");
+        assert!(r.body().get("ForbidReason").is_none());
+        assert!(r.www_authenticate("api").is_none());
+        assert_eq!(r.code(), "no_client_in_route");
+        assert_eq!(r.to_response("api").status(), 500);
+    }
 }
