@@ -322,6 +322,19 @@ mod tests {
     }
 
     #[test]
+    fn no_token_at_all_gets_no_error_code_and_a_refused_one_gets_invalid_token() {
+        // RFC 6750 section 3.1: when the request has no authentication
+        // information, the answer SHOULD NOT include an error code.
+        let none = Refusal::NoCallerToken;
+        assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+        assert!(none.body().get("error").is_none(), "{}", none.body());
+        assert_eq!(none.body()["error_description"], none.to_string());
+        let refused = Refusal::CallerToken(TokenProblem::Expired);
+        assert_eq!(refused.body()["error"], "invalid_token");
+        assert_eq!(refused.body()["error_description"], refused.to_string());
+    }
+
+    #[test]
     fn a_route_without_a_client_is_the_apis_own_mistake_500_not_a_refusal_of_the_caller() {
         let r = Refusal::NoClientInRoute {
             param: "client".into(),
