@@ -335,6 +335,22 @@ mod tests {
     }
 
     #[test]
+    fn a_challenge_never_carries_a_control_character_so_it_is_always_sent() {
+        // A header value cannot hold CR, LF or other controls: left in, the
+        // challenge would be dropped from the answer (or, with a lax
+        // server, split it).
+        let c = Refusal::NoCallerToken
+            .www_authenticate("api\r\nX-Injected: 1")
+            .unwrap();
+        assert_eq!(c, "Bearer realm=\"api  X-Injected: 1\"");
+        let resp = Refusal::NoCallerToken.to_response("api\nx");
+        assert_eq!(
+            resp.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"api x\""
+        );
+    }
+
+    #[test]
     fn a_route_without_a_client_is_the_apis_own_mistake_500_not_a_refusal_of_the_caller() {
         let r = Refusal::NoClientInRoute {
             param: "client".into(),
