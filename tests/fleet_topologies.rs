@@ -286,35 +286,55 @@ async fn a_cluster_shares_tokens_and_single_flight_holds() {
             t.redis_errors += s.redis_errors;
             t
         });
+    let n = scopes.len() as u64;
+    // Every call ends as a hit, a lead (this instance asked Entra, holding
+    // the scope's lock) or a counted fallback (it asked Entra without the
+    // lock), and every token request is one of the last two.
     assert_eq!(
-        requests,
-        scopes.len() as u64,
-        "one token request per scope: {total:?}"
+        total.hits + total.leads + total.fallbacks,
+        4 * n,
+        "{total:?}"
     );
-    assert_eq!(total.leads, scopes.len() as u64, "{total:?}");
-    assert_eq!(total.stores, scopes.len() as u64, "{total:?}");
-    assert_eq!(total.hits, 3 * scopes.len() as u64, "{total:?}");
+    assert_eq!(requests, total.leads + total.fallbacks, "{total:?}");
+    // One token request per scope while Redis answers in time. On a loaded
+    // machine a Redis call can outlast its timeout (a whole-suite stress run
+    // at load 11 on 2 cores saw 43 requests for 40 scopes with 2 Redis
+    // errors: a lead whose store failed, a re-lead once its lock lapsed,
+    // and waiters that gave up); each such error may cost one request per
+    // instance, never more. Without the lock every call would lead: 160.
+    let extra = requests
+        .checked_sub(n)
+        .unwrap_or_else(|| panic!("{requests} token requests for {n} scopes: {total:?}"));
+    assert!(
+        extra <= 4 * total.redis_errors,
+        "{requests} token requests for {n} scopes with {} Redis errors: {total:?}",
+        total.redis_errors
+    );
+    // Each scope's token is stored once (the store is fenced by the lock),
+    // and only a failed Redis call leaves one unstored.
+    assert!(total.stores <= n, "{total:?}");
+    assert!(total.stores + total.redis_errors >= n, "{total:?}");
     assert!(
         total.waited > 0,
         "no instance waited for another's request: {total:?}"
     );
-    assert_eq!(total.fallbacks, 0, "{total:?}");
     let per_node: Vec<u64> = cluster.nodes.iter().map(|n| n.dbsize()).collect();
     assert_eq!(
         per_node.iter().sum::<u64>(),
-        scopes.len() as u64 + 1,
-        "one value per scope and the key check: {per_node:?}"
+        total.stores + 1,
+        "one value per stored scope and the key check: {per_node:?}"
     );
     assert!(
         per_node.iter().filter(|n| **n > 0).count() >= 2,
         "keys on one primary only: {per_node:?}"
     );
-    // A later instance finds every token in the Cluster.
+    // A later instance finds every stored token in the Cluster (all of
+    // them unless a Redis call failed above).
     let late = instance(&world, &url, "cls");
     let before = token_requests(&world);
     all_ask(std::slice::from_ref(&late), &scopes).await;
-    assert_eq!(token_requests(&world) - before, 0);
-    assert_eq!(stats(&late).hits, scopes.len() as u64);
+    assert_eq!(token_requests(&world) - before, n - total.stores);
+    assert_eq!(stats(&late).hits, total.stores);
     // The fleet's key is checked at build() on a Cluster too.
     let err = CrossTenantCredential::builder()
         .resource_tenant(&world.owner.id)
