@@ -298,10 +298,12 @@ async fn a_cluster_shares_tokens_and_single_flight_holds() {
     assert_eq!(requests, total.leads + total.fallbacks, "{total:?}");
     // One token request per scope while Redis answers in time. On a loaded
     // machine a Redis call can outlast its timeout (a whole-suite stress run
-    // at load 11 on 2 cores saw 43 requests for 40 scopes with 2 Redis
-    // errors: a lead whose store failed, a re-lead once its lock lapsed,
-    // and waiters that gave up); each such error may cost one request per
-    // instance, never more. Without the lock every call would lead: 160.
+    // at load 11 on 2 cores saw 43, 44 and 65 requests for 40 scopes with 2,
+    // 3 and 23 Redis errors: a lead whose store failed, a re-lead once its
+    // lock lapsed, waiters that gave up, calls that fell back); each such
+    // error may cost one request per instance, never more. Without the lock
+    // every call leads: 159 requests (checked by making the lock always
+    // succeed).
     let extra = requests
         .checked_sub(n)
         .unwrap_or_else(|| panic!("{requests} token requests for {n} scopes: {total:?}"));
@@ -319,22 +321,25 @@ async fn a_cluster_shares_tokens_and_single_flight_holds() {
         "no instance waited for another's request: {total:?}"
     );
     let per_node: Vec<u64> = cluster.nodes.iter().map(|n| n.dbsize()).collect();
-    assert_eq!(
-        per_node.iter().sum::<u64>(),
-        total.stores + 1,
-        "one value per stored scope and the key check: {per_node:?}"
+    // One value per stored scope and the key check (a store that outlasted
+    // its timeout may still have landed, uncounted).
+    let in_cluster = per_node.iter().sum::<u64>();
+    assert!(
+        (total.stores + 1..=n + 1).contains(&in_cluster),
+        "{in_cluster} keys for {} stores of {n} scopes: {per_node:?}",
+        total.stores
     );
     assert!(
         per_node.iter().filter(|n| **n > 0).count() >= 2,
         "keys on one primary only: {per_node:?}"
     );
-    // A later instance finds every stored token in the Cluster (all of
-    // them unless a Redis call failed above).
+    // A later instance finds every token in the Cluster (all of them unless
+    // a Redis call failed above) and asks Entra only for the others.
     let late = instance(&world, &url, "cls");
     let before = token_requests(&world);
     all_ask(std::slice::from_ref(&late), &scopes).await;
-    assert_eq!(token_requests(&world) - before, n - total.stores);
-    assert_eq!(stats(&late).hits, total.stores);
+    assert_eq!(token_requests(&world) - before, n + 1 - in_cluster);
+    assert_eq!(stats(&late).hits, in_cluster - 1);
     // The fleet's key is checked at build() on a Cluster too.
     let err = CrossTenantCredential::builder()
         .resource_tenant(&world.owner.id)
