@@ -624,6 +624,28 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// An EC key (SEC1, `EC PRIVATE KEY`) is named as one, with the fix
+    /// (an RSA key), rather than as an unknown key type.
+    #[test]
+    fn an_ec_key_is_refused_as_an_ec_key() {
+        use aws_lc_rs::encoding::AsDer as _;
+        let (cert_pem, _, _) = generated();
+        let ec =
+            signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let sec1 = ec.private_key().as_der().unwrap();
+        let b64 = STANDARD.encode(sec1.as_ref());
+        let pem = format!("-----BEGIN EC PRIVATE KEY-----\n{b64}\n-----END EC PRIVATE KEY-----\n");
+        let err = ClientCertificate::from_pem_parts(cert_pem.as_bytes(), pem.as_bytes(), "ec.pem")
+            .unwrap_err();
+        match &err {
+            CertificateError::UnsupportedKey { reason, .. } => {
+                assert_eq!(reason, "it is an EC key")
+            }
+            other => panic!("expected UnsupportedKey, got {other}"),
+        }
+        assert!(err.to_string().contains("ec.pem"), "{err}");
+    }
+
     #[test]
     fn bad_pem_is_refused_with_a_reason() {
         let (cert_pem, _, _) = generated();
