@@ -50,6 +50,15 @@ fn token_requests(world: &DemoWorld) -> u64 {
     world.sandbox.identity().stats().token_requests()
 }
 
+/// Writes a child's result so that the parent, which waits for the file to
+/// exist, never reads it half written: to a temporary name, then renamed
+/// (a stress run once read an empty `cold-3` between create and write).
+fn publish(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 async fn wait_for(path: &Path, limit: Duration, children: &mut [Child]) {
     let deadline = Instant::now() + limit;
     while !path.exists() {
@@ -149,11 +158,10 @@ async fn fleet_child() {
     }
     let (cold, failures) = fetch_all(&credential, &scopes, None).await;
     let stats = format!("{:?}", credential.shared_cache_stats());
-    std::fs::write(
-        dir.join(format!("cold-{index}")),
-        format!("{failures}\n{stats}"),
-    )
-    .unwrap();
+    publish(
+        &dir.join(format!("cold-{index}")),
+        &format!("{failures}\n{stats}"),
+    );
     loop {
         if dir.join("stop").exists() {
             return;
@@ -165,11 +173,10 @@ async fn fleet_child() {
     }
     let (_, failures) = fetch_all(&credential, &scopes, Some(&cold)).await;
     let stats = format!("{:?}", credential.shared_cache_stats());
-    std::fs::write(
-        dir.join(format!("refreshed-{index}")),
-        format!("{failures}\n{stats}"),
-    )
-    .unwrap();
+    publish(
+        &dir.join(format!("refreshed-{index}")),
+        &format!("{failures}\n{stats}"),
+    );
 }
 
 struct FleetRun {
