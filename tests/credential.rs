@@ -100,9 +100,16 @@ async fn an_unknown_tenant_is_explained_as_90002() {
 #[tokio::test]
 async fn a_missing_service_principal_is_the_resource_owners_to_create() {
     let w = world().await;
-    w.sandbox
-        .directory()
-        .delete_service_principal(&w.owner.id, &w.app.app_id);
+    let d = w.sandbox.directory();
+    let other = d.register_app(&w.partner.id, "other-app", true).unwrap();
+    d.create_service_principal(&w.owner.id, &other.app_id)
+        .unwrap();
+    d.delete_service_principal(&w.owner.id, &w.app.app_id);
+    // Only that one goes: the app's own in its home tenant and another
+    // app's in the owner's tenant stay.
+    assert!(d.service_principal(&w.owner.id, &w.app.app_id).is_none());
+    assert!(d.service_principal(&w.partner.id, &w.app.app_id).is_some());
+    assert!(d.service_principal(&w.owner.id, &other.app_id).is_some());
     let err = w.credential().token(EVENTHUBS_SCOPE).await.unwrap_err();
     let e = err.as_entra().expect("an Entra error");
     assert_eq!(e.code(), Some(7000229));
