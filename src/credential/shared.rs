@@ -1540,6 +1540,24 @@ mod tests {
     }
 
     #[test]
+    fn what_is_not_a_sealed_value_is_passed_over_whatever_its_length() {
+        let a = level(&[[1; 32]]);
+        let sealed = a.seal("k1", b"hello").unwrap();
+        // Short, empty, a bare token another writer left, a sealed value cut
+        // short: none is ours to open, none names a key, none panics.
+        let plain = "eyJ0eXAiOiJKV1QifQ.".repeat(10);
+        for value in [
+            &b"x"[..],
+            &b""[..],
+            plain.as_bytes(),
+            &sealed[..HEADER_LEN],
+            &sealed[..MAGIC.len()],
+        ] {
+            assert_eq!(a.open_value("k1", value), Ok(None), "{value:?}");
+        }
+    }
+
+    #[test]
     fn a_stored_token_is_taken_only_before_the_fleet_refresh_point_and_if_newer() {
         let a = level(&[[1; 32]]);
         let keys = a.keys("s");
